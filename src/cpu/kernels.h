@@ -1,0 +1,46 @@
+/* cpu/kernels.h - the kernel table: one function pointer per kernel and dtype.
+ *
+ * Every cpu/<family>.c file is compiled once per ISA (CMakeLists.txt) with
+ * MG_ISA_SUFFIX set to _scalar, _avx2, _avx512 or _neon, and defines
+ * mg_fill_<family><suffix>(), which writes its pointers into the table.
+ * dispatch.c calls the fill functions of the chosen ISA. Kernels trust
+ * their arguments: api.c has validated them. */
+#ifndef MG_CPU_KERNELS_H
+#define MG_CPU_KERNELS_H
+
+#include <stdint.h>
+
+#define MG_CAT_(a, b) a##b
+#define MG_CAT(a, b) MG_CAT_(a, b)
+#define MG_ISA_FN(name) MG_CAT(name, MG_ISA_SUFFIX)
+
+#define MG_NUM_BINARY_OPS 6
+#define MG_NUM_DTYPES 2
+#define MG_SUM_LANES 8
+
+/* out[i*1] = a[i*sa] op b[i*sb] for i < n (strides in elements). */
+typedef void (*mg_binary_loop_fn)(int64_t n, const void *a, int64_t sa,
+                                  const void *b, int64_t sb, void *out);
+
+/* lanes[j] += x[i] for every i = j (mod 8) in [0, n): eight independent
+ * float64 running sums, so the result is the same for every vector width. */
+typedef void (*mg_sum_lanes_fn)(const void *x, int64_t n, double lanes[MG_SUM_LANES]);
+
+typedef struct {
+    mg_binary_loop_fn binary[MG_NUM_BINARY_OPS][MG_NUM_DTYPES];
+    mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
+} mg_kernel_table;
+
+/* The table of the active ISA (dispatch.c). */
+extern const mg_kernel_table *mg_kernels;
+
+#define MG_DECLARE_FILL(family)                                         \
+    void family##_scalar(mg_kernel_table *t);                           \
+    void family##_avx2(mg_kernel_table *t);                             \
+    void family##_avx512(mg_kernel_table *t);                           \
+    void family##_neon(mg_kernel_table *t);
+
+MG_DECLARE_FILL(mg_fill_elementwise)
+MG_DECLARE_FILL(mg_fill_reduce)
+
+#endif

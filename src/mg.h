@@ -1,0 +1,116 @@
+/* mg.h - the public C API of mgbn, the arithmetic core of microgradbn.
+ *
+ * This is the only header the Python side sees: the text between the
+ * MG_CDEF_BEGIN and MG_CDEF_END markers is handed to cffi verbatim at build
+ * time (tools/gen_cffi.py), so it must stay plain C declarations with no
+ * preprocessor lines.
+ *
+ * Conventions
+ *   - every symbol starts with mg_, every type with mg_ and ends in _t or is
+ *     an enum;
+ *   - every function returns an mg_status, except mg_last_error() and
+ *     mg_version(), which return strings;
+ *   - the library validates its arguments, never aborts, prints or exits;
+ *     on failure it returns an MG_ERR_* code and mg_last_error() gives a
+ *     thread-local message;
+ *   - tensors are plain buffers of float32 or float64; shapes and strides are
+ *     int64_t and strides count ELEMENTS, not bytes (0 = broadcast).
+ */
+#ifndef MG_H
+#define MG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* MG_CDEF_BEGIN */
+
+/* ---- status, version, backend ------------------------------------------- */
+
+typedef enum {
+    MG_OK = 0,
+    MG_ERR_ARG = 1,      /* a bad argument (null pointer, negative size, unknown enum) */
+    MG_ERR_SHAPE = 2,    /* shapes do not agree */
+    MG_ERR_DTYPE = 3,    /* an unsupported or mismatched dtype */
+    MG_ERR_NOMEM = 4,    /* an allocation failed */
+    MG_ERR_BACKEND = 5,  /* a backend or SIMD path is unavailable */
+    MG_ERR_INTERNAL = 6  /* a bug in mgbn: please report it */
+} mg_status;
+
+typedef enum { MG_F32 = 0, MG_F64 = 1 } mg_dtype;
+
+typedef enum {
+    MG_ISA_SCALAR = 0,
+    MG_ISA_AVX2 = 1,     /* AVX2 + FMA (x86-64) */
+    MG_ISA_AVX512 = 2,   /* AVX-512F (x86-64) */
+    MG_ISA_NEON = 3      /* Advanced SIMD (aarch64) */
+} mg_isa;
+
+typedef struct {
+    int active_isa;            /* the mg_isa whose kernels run now */
+    unsigned compiled_isas;    /* bit (1 << isa) for each path built into this library */
+    unsigned available_isas;   /* ...that this CPU and OS can also run */
+    int num_threads;           /* threads the pool uses (1 = the caller only) */
+} mg_backend_info_t;
+
+/* Message of the last failing call on this thread ("" if none). */
+const char *mg_last_error(void);
+/* Library version, "MAJOR.MINOR.PATCH". */
+const char *mg_version(void);
+
+/* Detects the CPU, applies MGBN_SIMD and MGBN_NUM_THREADS. Called once by
+ * every other entry point; call it first to see an environment error. */
+mg_status mg_init(void);
+mg_status mg_get_backend_info(mg_backend_info_t *out);
+/* Force a SIMD path (MG_ERR_BACKEND if this CPU cannot run it). */
+mg_status mg_set_isa(int isa);
+/* Threads used by kernels, >= 1. Results do not depend on it. */
+mg_status mg_set_num_threads(int n);
+
+/* ---- memory ------------------------------------------------------------- */
+
+/* A 64-byte-aligned buffer of nbytes (> 0). Freed buffers are cached by size
+ * class and handed out again, so a training step does not re-fault pages. */
+mg_status mg_alloc(size_t nbytes, void **out);
+mg_status mg_free(void *ptr);
+/* Returns every cached buffer to the system. */
+mg_status mg_release_cached(void);
+
+/* ---- elementwise -------------------------------------------------------- */
+
+typedef enum {
+    MG_OP_ADD = 0,   /* a + b */
+    MG_OP_SUB = 1,   /* a - b */
+    MG_OP_MUL = 2,   /* a * b */
+    MG_OP_DIV = 3,   /* a / b */
+    MG_OP_MAX = 4,   /* max(a, b), NaN if either is NaN */
+    MG_OP_MIN = 5    /* min(a, b), NaN if either is NaN */
+} mg_binary_op;
+
+/* out[i] = a[i] op b[i] for i < n; all three contiguous, same dtype. */
+mg_status mg_binary_contig(int op, int dtype, int64_t n,
+                           const void *a, const void *b, void *out);
+
+/* out = a op b with broadcasting: out is contiguous of shape[ndim]; a and b
+ * are read at element strides a_strides/b_strides (0 on broadcast axes, may
+ * be negative). ndim <= 16; ndim = 0 is a single element. */
+mg_status mg_binary(int op, int dtype, int ndim, const int64_t *shape,
+                    const void *a, const int64_t *a_strides,
+                    const void *b, const int64_t *b_strides, void *out);
+
+/* ---- reductions --------------------------------------------------------- */
+
+/* *out = sum of x[0..n) (contiguous). float32 is accumulated in float64.
+ * The order of additions is fixed: the bits do not depend on the thread
+ * count or the SIMD path. *out has the dtype of x. */
+mg_status mg_sum(int dtype, const void *x, int64_t n, void *out);
+
+/* MG_CDEF_END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MG_H */
