@@ -68,16 +68,21 @@ static unsigned cpu_mask(void) {
 
 static void fill_table(int isa, mg_kernel_table *t) {
     switch (isa) {
-#define FILL(suffix) mg_fill_elementwise##suffix(t); mg_fill_reduce##suffix(t); break;
-    case MG_ISA_SCALAR: FILL(_scalar)
+#define FILL_FAMILY(family, suffix) mg_fill_##family##suffix(t);
+#define FILL_SCALAR(family) FILL_FAMILY(family, _scalar)
+#define FILL_AVX2(family) FILL_FAMILY(family, _avx2)
+#define FILL_AVX512(family) FILL_FAMILY(family, _avx512)
+#define FILL_NEON(family) FILL_FAMILY(family, _neon)
+#define FILL(suffix) MG_KERNEL_FAMILIES(FILL##suffix) break;
+    case MG_ISA_SCALAR: FILL(_SCALAR)
 #ifdef MG_HAVE_AVX2
-    case MG_ISA_AVX2: FILL(_avx2)
+    case MG_ISA_AVX2: FILL(_AVX2)
 #endif
 #ifdef MG_HAVE_AVX512
-    case MG_ISA_AVX512: FILL(_avx512)
+    case MG_ISA_AVX512: FILL(_AVX512)
 #endif
 #ifdef MG_HAVE_NEON
-    case MG_ISA_NEON: FILL(_neon)
+    case MG_ISA_NEON: FILL(_NEON)
 #endif
 #undef FILL
     default: break;

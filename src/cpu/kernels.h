@@ -26,8 +26,11 @@ typedef void (*mg_binary_loop_fn)(int64_t n, const void *a, int64_t sa,
  * float64 running sums, so the result is the same for every vector width. */
 typedef void (*mg_sum_lanes_fn)(const void *x, int64_t n, double lanes[MG_SUM_LANES]);
 
+/* One member per family; each family's kernel types sit in its own block. */
 typedef struct {
+    /* elementwise */
     mg_binary_loop_fn binary[MG_NUM_BINARY_OPS][MG_NUM_DTYPES];
+    /* reduce */
     mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
 } mg_kernel_table;
 
@@ -40,7 +43,13 @@ extern const mg_kernel_table *mg_kernels;
     void family##_avx512(mg_kernel_table *t);                           \
     void family##_neon(mg_kernel_table *t);
 
-MG_DECLARE_FILL(mg_fill_elementwise)
-MG_DECLARE_FILL(mg_fill_reduce)
+/* The kernel families: one cpu/<family>.c each. X(name) is applied to every
+ * family (dispatch.c calls each family's fill function). Add a line per new family. */
+#define MG_KERNEL_FAMILIES(X) \
+    X(elementwise)            \
+    X(reduce)
+
+#define MG_DECLARE_FAMILY(family) MG_DECLARE_FILL(mg_fill_##family)
+MG_KERNEL_FAMILIES(MG_DECLARE_FAMILY)
 
 #endif

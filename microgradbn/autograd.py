@@ -1,0 +1,186 @@
+"""Reverse-mode automatic differentiation: graph nodes and the engine.
+
+Every differentiable op is a subclass of `Function` with `forward` and
+`backward` side by side (see microgradbn/ops/). Calling `Op.apply(*inputs)`
+runs `forward` on the inputs' arrays and, when any input requires grad,
+returns a Tensor whose `grad_fn` is the op instance: a node of the graph.
+
+A node knows, as in PyTorch:
+  - `next_functions`: for each input, (the node that made it, 0), or
+    (AccumulateGrad(leaf), 0) for a leaf that requires grad, or (None, 0);
+  - `saved_tensors`: the arrays backward needs, freed once backward has run
+    unless `retain_graph=True`.
+
+`backward(tensor)` walks the graph in reverse topological order computed
+with an explicit stack, so a chain of 100,000 ops needs no recursion.
+"""
+import contextlib
+import threading
+
+_state = threading.local()
+
+
+def is_grad_enabled():
+    return getattr(_state, "grad_enabled", True)
+
+
+def set_grad_enabled(mode):
+    _state.grad_enabled = bool(mode)
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Context manager and decorator that sets grad mode inside and restores it after."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __enter__(self):
+        self.previous = is_grad_enabled()
+        set_grad_enabled(self.mode)
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self.previous)
+        return False
+
+
+def no_grad(fn=None):
+    """`with mg.no_grad():` or `@mg.no_grad()`: build no graph inside."""
+    return _GradMode(False)(fn) if callable(fn) else _GradMode(False)
+
+
+def enable_grad(fn=None):
+    """`with mg.enable_grad():` turns graph building back on inside no_grad."""
+    return _GradMode(True)(fn) if callable(fn) else _GradMode(True)
+
+
+class Node:
+    """Common part of every graph node: its name, its edges, its saved arrays."""
+
+    next_functions = ()
+    _freed = False
+
+    def name(self):
+        return type(self).__name__ + "Backward"
+
+    def __repr__(self):
+        return f"<{self.name()} object at {id(self):#x}>"
+
+
+class AccumulateGrad(Node):
+    """The node a leaf tensor that requires grad gets: it adds into `.grad`."""
+
+    def __init__(self, variable):
+        self.variable = variable
+
+    def name(self):
+        return "AccumulateGrad"
+
+
+class Function(Node):
+    """Base class of every op. Subclasses define
+
+        forward(self, *arrays, **options) -> array       (NumPy in, NumPy out)
+        backward(self, grad) -> array or tuple of arrays (one per input; None
+                                                          where no grad is needed)
+
+    `self.needs_input_grad[i]` tells backward which input grads are wanted;
+    `self.save_for_backward(...)` keeps arrays for backward.
+    """
+
+    saved_tensors = ()
+
+    def save_for_backward(self, *arrays):
+        self.saved_tensors = arrays
+
+    @classmethod
+    def apply(cls, *inputs, **options):
+        from .tensor import Tensor
+
+        node = cls()
+        arrays = [t.data for t in inputs]
+        out = node.forward(*arrays, **options)
+        requires_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
+        result = Tensor._wrap(out, requires_grad)
+        if requires_grad:
+            node.needs_input_grad = tuple(t.requires_grad for t in inputs)
+            node.next_functions = tuple((t._grad_node(), 0) for t in inputs)
+            node.output_meta = (out.shape, out.dtype)
+            result.grad_fn = node
+        return result
+
+    def _release(self):
+        self.saved_tensors = ()
+        self._freed = True
+
+    def _run_backward(self, grad):
+        if self._freed:
+            raise RuntimeError(
+                f"Trying to backward through the graph a second time (at {self.name()}): its saved "
+                "tensors were freed after the first backward. Specify retain_graph=True on the "
+                "first backward() if you need to backward through the graph again."
+            )
+        grads = self.backward(grad)
+        return grads if isinstance(grads, tuple) else (grads,)
+
+
+def topological_order(root):
+    """Nodes reachable from root, each before every node it points to."""
+    order, visited = [], {id(root)}
+    stack = [(root, iter(root.next_functions))]
+    while stack:
+        node, edges = stack[-1]
+        for next_node, _ in edges:
+            if next_node is not None and id(next_node) not in visited:
+                visited.add(id(next_node))
+                stack.append((next_node, iter(next_node.next_functions)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    order.reverse()
+    return order
+
+
+def run_backward(tensor, gradient, retain_graph=False):
+    """Backpropagate `gradient` (an array shaped like tensor) from tensor."""
+    root = tensor.grad_fn
+    if root is None:
+        tensor._accumulate_grad(gradient)
+        return
+    grads = {id(root): gradient}
+    for node in topological_order(root):
+        grad = grads.pop(id(node), None)
+        if grad is None:
+            continue
+        for hook in getattr(node, "tensor_hooks", ()):
+            replaced = hook(grad)
+            grad = grad if replaced is None else replaced
+        if isinstance(node, AccumulateGrad):
+            node.variable._accumulate_grad(grad)
+            continue
+        for ref in getattr(node, "retained", ()):
+            kept = ref()
+            if kept is not None:
+                kept._set_retained_grad(grad)
+        input_grads = node._run_backward(grad)
+        if not retain_graph:
+            node._release()
+        for (next_node, _), input_grad in zip(node.next_functions, input_grads):
+            if next_node is None or input_grad is None:
+                continue
+            key = id(next_node)
+            grads[key] = input_grad if key not in grads else grads[key] + input_grad
+
+
+def unbroadcast(grad, shape):
+    """Sum grad over the axes that broadcasting added or stretched, to get shape."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
+    from .ops import reduce_sum_array
+
+    return reduce_sum_array(grad, axes).reshape(shape)
+

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Development build: compiles the C library, its C tests and the cffi module
+# into build/dev and copies the module into microgradbn/, so that
+# `python -m pytest` in this checkout runs against it (no install needed).
+#   tools/dev_build.sh [extra cmake -D options]     e.g. -DMGBN_SANITIZE=ON
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${MGBN_BUILD_DIR:-build/dev}
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMGBN_BUILD_TESTS=ON \
+      -DPython_EXECUTABLE="$(command -v python3)" "$@" > "$BUILD_DIR.log" 2>&1 \
+  || { cat "$BUILD_DIR.log"; exit 1; }
+cmake --build "$BUILD_DIR" > "$BUILD_DIR.log" 2>&1 || { cat "$BUILD_DIR.log"; exit 1; }
+cp "$BUILD_DIR"/_mgbn*.so "$BUILD_DIR"/generated/_cdef.py microgradbn/
+echo "built $(ls "$BUILD_DIR"/_mgbn*.so) and the C tests in $BUILD_DIR"
