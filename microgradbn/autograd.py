@@ -143,10 +143,7 @@ def topological_order(root):
 
 def run_backward(tensor, gradient, retain_graph=False):
     """Backpropagate `gradient` (an array shaped like tensor) from tensor."""
-    root = tensor.grad_fn
-    if root is None:
-        tensor._accumulate_grad(gradient)
-        return
+    root = tensor._grad_node()  # a leaf's AccumulateGrad: its hooks run too
     grads = {id(root): gradient}
     for node in topological_order(root):
         grad = grads.pop(id(node), None)
