@@ -109,8 +109,10 @@ class Function(Node):
         return result
 
     def _release(self):
-        self.saved_tensors = ()
-        self._freed = True
+        # As PyTorch: only a node that saved tensors cannot run a second time.
+        if self.saved_tensors:
+            self.saved_tensors = ()
+            self._freed = True
 
     def _run_backward(self, grad):
         if self._freed:
