@@ -10,6 +10,7 @@ from ._backend import cpu as _cpu
 _cpu.init()  # a bad MGBN_SIMD or MGBN_NUM_THREADS is reported here, at import
 
 from . import autograd  # noqa: E402
+from . import graph  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .errors import BackendError, DTypeError, InternalError, ShapeError  # noqa: E402
 from .ops import add, div, mul, neg, sub, sum  # noqa: E402
