@@ -44,6 +44,7 @@ The last step makes the node's output. `BatchNormBackward` nodes
 `batch_norm_steps(node)` gives the paper's steps from `node.training` and
 `node.output_meta`; a BN node that defines `decomposition()` overrides it.
 """
+import math
 import os
 import shutil
 import subprocess
@@ -370,18 +371,18 @@ def flops(node):
     op = node.name().removesuffix("Backward").lower()
     out_shape = node.output_meta[0]
     ins = _input_shapes(node)
-    out = int(np.prod(out_shape))
+    out = math.prod(out_shape)
     if op in _PER_ELEMENT:
         which, per = _PER_ELEMENT[op]
         shape = ins[0] if which == "in" else out_shape
-        return None if shape is None else per * int(np.prod(shape))
+        return None if shape is None else per * math.prod(shape)
     if op in _MATMUL:
         a, b = (ins + [None, None])[:2]
         k = a[-1] if a else (b[-2] if b and len(b) > 1 else b[0] if b else None)
         return None if k is None else 2 * out * k
     if op in _CONV:
         w = ins[1] if len(ins) > 1 else None
-        return None if w is None else 2 * out * int(np.prod(w[1:]))
+        return None if w is None else 2 * out * math.prod(w[1:])
     if op == "batchnorm":
         return (7 if getattr(node, "training", True) else 2) * out
     return None
@@ -424,7 +425,7 @@ class Summary:
         leaves = [r for r in self.rows if r.node == "AccumulateGrad"]
         unknown = sum(r.flops is None for r in self.rows)
         total = (f"{len(self.rows)} nodes ({len(leaves)} leaves, "
-                 f"{sum(int(np.prod(r.shape)) for r in leaves):,} leaf elements), "
+                 f"{sum(math.prod(r.shape) for r in leaves):,} leaf elements), "
                  f"forward FLOPs {self.total_flops:,}"
                  + (f" (+ {unknown} ops of unknown cost)" if unknown else "")
                  + f", saved for backward {_bytes_text(self.total_saved_bytes)}")
