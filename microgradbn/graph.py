@@ -41,8 +41,11 @@ primitive steps is drawn as a cluster of those steps. A node class provides
 
 The last step makes the node's output. `BatchNormBackward` nodes
 (`F.batch_norm`, inputs (x, weight, bias)) need no method of their own:
-`batch_norm_steps(node)` gives the paper's steps from `node.training` and
-`node.output_meta`; a BN node that defines `decomposition()` overrides it.
+`batch_norm_steps(node)` gives the paper's steps from `node.training`,
+`node.output_meta` and, when weight or bias was None, `node.has_weight` /
+`node.has_bias` set False by the op (an input without a graph edge is
+otherwise drawn as a constant: a weight that needs no grad). A BN node that
+defines `decomposition()` overrides all this.
 """
 import math
 import os
@@ -180,13 +183,16 @@ def batch_norm_steps(node):
                  Step("var_eps", "running_var + ε", ("running_var",), stat),
                  Step("std", "√(running_var + ε)", ("var_eps",), stat),
                  Step("xhat", "x̂ = (x − running_mean) / √(running_var + ε)", ("xc", "std"), shape)]
+    # An input without an edge is a weight that needs no grad (drawn as a
+    # constant) or, if the node says has_weight/has_bias = False, no weight.
     inputs = node.next_functions
-    if len(inputs) > 1:
+    if len(inputs) > 1 and getattr(node, "has_weight", True):
         weight = 1 if inputs[1][0] is not None else "γ"
         steps.append(Step("scaled", "γ · x̂", ("xhat", weight), shape))
-    if len(inputs) > 2:
+    if len(inputs) > 2 and getattr(node, "has_bias", True):
         bias = 2 if inputs[2][0] is not None else "β"
-        steps.append(Step("y", "y = γ · x̂ + β", (steps[-1].name, bias), shape))
+        formula = "y = γ · x̂ + β" if steps[-1].name == "scaled" else "y = x̂ + β"
+        steps.append(Step("y", formula, (steps[-1].name, bias), shape))
     return steps
 
 

@@ -287,6 +287,19 @@ def test_bn_eval_mode_and_a_frozen_weight_are_constants_in_the_cluster():
     assert constants == ["running_mean", "running_var", "γ"]
 
 
+@pytest.mark.parametrize("has_weight,has_bias,last", [(False, True, "y = x̂ + β"), (True, False, "γ · x̂"),
+                                                       (False, False, "x̂ = (x − μ) / √(σ² + ε)")])
+def test_bn_without_weight_or_bias_has_no_scale_or_shift_step(has_weight, has_bias, last):
+    x = mg.randn(4, 3, requires_grad=True)
+    y = BatchNorm.apply(x, mg.ones(3), mg.zeros(3))
+    y.grad_fn.has_weight, y.grad_fn.has_bias = has_weight, has_bias
+    steps = mg.graph.decomposition(y.grad_fn)
+    assert steps[-1].formula == last and len(steps) == 7 + has_weight + has_bias
+    nodes, _ = parse_dot(mg.graph.to_dot(y, decompose_bn=True))
+    constants = [label for label, attrs in nodes.values() if "ellipse" in attrs]
+    assert constants == ["γ"] * has_weight + ["β"] * has_bias  # present, but need no grad
+
+
 def test_a_node_with_its_own_decomposition_and_show_saved_on_a_cluster():
     class Square(Function):
         def forward(self, x):
