@@ -140,7 +140,7 @@ def _input_shapes(node):
 
 
 def _shape_text(shape, dtype=None):
-    text = "?" if shape is None else "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+    text = "?" if shape is None else str(tuple(int(n) for n in shape))
     return text if dtype is None or dtype == np.float32 else f"{text} {dtype}"
 
 
@@ -354,7 +354,7 @@ _PER_ELEMENT = {
     "pow": ("out", 1), "exp": ("out", 1), "log": ("out", 1), "sqrt": ("out", 1), "rsqrt": ("out", 1),
     "abs": ("out", 1), "relu": ("out", 1), "leakyrelu": ("out", 1), "tanh": ("out", 1),
     "sigmoid": ("out", 1), "maximum": ("out", 1), "minimum": ("out", 1), "clamp": ("out", 1),
-    "where": ("out", 1), "square": ("out", 1),
+    "where": ("out", 1), "square": ("out", 1), "dropout": ("out", 1),
     "sum": ("in", 1), "mean": ("in", 1), "max": ("in", 1), "min": ("in", 1), "amax": ("in", 1),
     "amin": ("in", 1), "var": ("in", 3), "std": ("in", 3), "logsumexp": ("in", 3),
     "softmax": ("in", 3), "logsoftmax": ("in", 3), "mseloss": ("in", 3), "crossentropy": ("in", 4),
@@ -539,7 +539,8 @@ class trace:
         table = [("pass", "step", "node", "grad in", "|grad in|", "grads out |g| -> input", "µs", "%")]
         for r in self.rows:
             sent = ", ".join(f"{norm:.4g} -> {label}" for label, norm in r.sent)
-            table.append((str(r.backward), str(r.step), f"#{r.index} {r.node}" + (f" {r.name}" if r.name else ""),
+            node = f"#{r.index} {r.node}" + (f" {r.name}" if r.name else "")
+            table.append((str(r.backward), str(r.step), node,
                           _shape_text(r.grad_shape), f"{r.grad_norm:.4g}", sent,
                           f"{r.seconds * 1e6:.1f}", f"{100 * r.seconds / total:.1f}"))
         leaves = [("pass", "leaf", "shape", "|grad|")]

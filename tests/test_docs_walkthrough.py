@@ -36,9 +36,9 @@ def missing_features():
         return ["microgradbn.nn"]
     import microgradbn.nn as nn
 
-    return [name for name, ok in (("nn.BatchNorm1d", hasattr(nn, "BatchNorm1d")),
-                                  ("F.batch_norm_primitives", hasattr(nn.functional, "batch_norm_primitives")))
-            if not ok]
+    needed = {"nn.BatchNorm1d": hasattr(nn, "BatchNorm1d"),
+              "F.batch_norm_primitives": hasattr(nn.functional, "batch_norm_primitives")}
+    return [name for name, present in needed.items() if not present]
 
 
 def test_walkthrough_blocks_run_in_order(tmp_path, monkeypatch):

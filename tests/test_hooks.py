@@ -17,7 +17,8 @@ def libraries():
 
 
 def values(t):
-    return None if t is None else np.asarray(t.detach().numpy() if hasattr(t, "detach") else t, dtype=np.float64)
+    """A tensor of either library as a float64 NumPy array."""
+    return None if t is None else np.asarray(t.detach().numpy(), dtype=np.float64)
 
 
 def run_everywhere(scenario):
