@@ -30,12 +30,13 @@ def test_derivation_holds_for_n_2_to_4():
                  "dl/dmu = ", "dl/dx_1 = ", "dl/dgamma = ", "dl/dbeta = dy1 + dy2",
                  "Step 2. The second term of dl/dmu vanishes", "with mu = x1/2 + x2/2 it is = 0",
                  "Step 3. Simplify", "the kernel's closed form", "closed form dx_1 = ",
+                 "dx_i = gamma rstd / n * (n dy_i - dl/dbeta - xhat_i dl/dgamma)",
                  "Step 4. Independent check: differentiate l(x)", "symbolically", "exact rational point",
                  "==== eval mode", "d l/d x_i = dy_i * gamma / sqrt(running_var + eps)",
                  "All identities hold for n = 2, 3, 4 and in eval mode"):
         assert step in out, step
     assert "FAILED" not in out
-    assert out.count("[OK]") == 3 * 15 + 4  # 15 checks per n, 4 in eval mode
+    assert out.count("[OK]") == 3 * 16 + 4  # 16 checks per n, 4 in eval mode
 
 
 def test_a_wrong_closed_form_is_reported(monkeypatch, capsys):

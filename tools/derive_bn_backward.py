@@ -24,7 +24,8 @@ For each requested n the script
   2. shows that the second term of dl/dmu vanishes, because sum_i (x_i - mu) = 0;
   3. shows that dl/dx_i equals the kernel's closed form
          dx_i = (1/n) * rstd * (n*g_i - sum g - xhat_i * sum(g*xhat)),
-         g = dy*gamma, rstd = 1/sqrt(sigma2 + eps);
+         g = dy*gamma, rstd = 1/sqrt(sigma2 + eps),
+     and that its two sums are gamma * dl/dbeta and gamma * dl/dgamma;
   4. checks the paper's result against direct differentiation of the loss
      L = sum_i dy_i * y_i(x) (sympy.diff through mu(x) and sigma2(x)),
      fully symbolically and again at exact random rational points;
@@ -208,6 +209,11 @@ def derive(n, rep, rng, points):
                    [dx[i] - closed[i] for i in range(n)])
     rep.check_each("the paper's full dl/dx_i (mu = mean, both dl/dmu terms) = the closed form",
                    [in_rstd(p["dx"][i].subs(MU, mean)) - closed[i].subs(MU, mean) for i in range(n)])
+    rep.say("    sweep 1's two sums are the parameter gradients: sum g = gamma dl/dbeta, sum g xhat = gamma dl/dgamma:")
+    dgamma, dbeta = in_rstd(p["dgamma"]), p["dbeta"]
+    rep.check_each("dx_i = gamma rstd / n * (n dy_i - dl/dbeta - xhat_i dl/dgamma)",
+                   [closed[i] - GAMMA * RSTD / n * (n * dy[i] - dbeta - (x[i] - MU) * RSTD * dgamma)
+                    for i in range(n)])
 
     rep.say("Step 4. Independent check: differentiate l(x) = sum_i dy_i y_i(x) directly (sympy.diff):")
     loss, mean_x, var_x = direct_loss(x, dy)
