@@ -127,7 +127,7 @@ def closed_form(x, dy):
 def check_lines_against_graph(rep, x, dy, p):
     """Each paper line is the chain rule on the graph x -> (mu, sigma2) -> xhat -> y -> l."""
     n = len(x)
-    xhat, y = forward_graph(x)
+    _, y = forward_graph(x)
     loss = sum(d * yi for d, yi in zip(dy, y))            # l as a function of the graph nodes
     sigma2_of = sum((xi - MU) ** 2 for xi in x) / n       # the sigma2 node as a function of x and mu
     mu_of = sum(x) / n                                    # the mu node as a function of x
