@@ -2,7 +2,7 @@
 namespace (in a temporary directory, where its drawings go); the printed
 output of the blocks whose output is deterministic matches the ```text block
 after them; the pictures it shows exist and are the ones
-docs/make_graph_pictures.py makes."""
+docs/make_graph_pictures.py makes; its links to other docs resolve."""
 import contextlib
 import importlib.util
 import io
@@ -70,3 +70,15 @@ def test_pictures_shown_exist_and_the_script_makes_them(tmp_path):
     script.main(names, out=tmp_path)
     for name in names:
         assert (tmp_path / f"{name}.svg").read_text().count("<svg") == 1
+
+
+def test_links_to_other_docs_resolve():
+    text = WALKTHROUGH.read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([\w./-]+\.md)(?:#([\w-]+))?\)", text)
+    assert ("bn_backward.md", "") in links
+    for target, anchor in links:
+        page = (DOCS / target).read_text(encoding="utf-8")
+        if anchor:  # GitHub's anchors: lowercase, punctuation dropped, spaces to hyphens
+            anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                       for h in re.findall(r"^#+ (.*)$", page, re.M)}
+            assert anchor in anchors, (target, anchor)
