@@ -362,7 +362,8 @@ _PER_ELEMENT = {
     "reshape": ("out", 0), "view": ("out", 0), "transpose": ("out", 0), "permute": ("out", 0),
     "expand": ("out", 0), "squeeze": ("out", 0), "unsqueeze": ("out", 0), "flatten": ("out", 0),
     "getitem": ("out", 0), "index": ("out", 0), "slice": ("out", 0), "contiguous": ("out", 0),
-    "clone": ("out", 0), "cat": ("out", 0), "stack": ("out", 0), "t": ("out", 0),
+    "clone": ("out", 0), "copy": ("out", 0), "cast": ("out", 0), "cat": ("out", 0), "stack": ("out", 0),
+    "t": ("out", 0),
 }
 _MATMUL = {"matmul", "mm", "bmm", "linear", "addmm"}
 _CONV = {"conv1d", "conv2d", "convolution"}
