@@ -111,7 +111,6 @@ class Function(Node):
         return result
 
     def _release(self):
-        # As PyTorch: only a node that saved tensors cannot run a second time.
         if self.saved_tensors:
             self.saved_tensors = ()
             self._freed = True
