@@ -26,7 +26,7 @@ def scalar_example():
 
 
 def mlp_example():
-    """The walkthrough's MLP with BN: (model, loss) on a fixed batch."""
+    """The walkthrough's MLP with BN on a fixed batch: model, x, target, loss."""
     import microgradbn.nn as nn
     import microgradbn.nn.functional as F
 
@@ -35,7 +35,7 @@ def mlp_example():
     x, target = mg.randn(32, 2), mg.randn(32, 1)
     loss = F.mse_loss(model(x), target)
     loss.name = "loss"
-    return model, loss
+    return model, x, target, loss
 
 
 def scalar(path):
@@ -47,16 +47,27 @@ def scalar_saved(path):
 
 
 def mlp_bn_fused(path):
-    model, loss = mlp_example()
+    model, _, _, loss = mlp_example()
     mg.graph.draw(loss, path, params=model)
 
 
 def mlp_bn_decomposed(path):
-    model, loss = mlp_example()
+    model, _, _, loss = mlp_example()
     mg.graph.draw(loss, path, params=model, decompose_bn=True)
 
 
-PICTURES = {f.__name__: f for f in (scalar, scalar_saved, mlp_bn_fused, mlp_bn_decomposed)}
+def mlp_bn_primitives(path):
+    """The same network with BN built from primitive ops (F.batch_norm_primitives)."""
+    import microgradbn.nn.functional as F
+
+    model, x, target, _ = mlp_example()
+    bn = model[1]
+    h = F.batch_norm_primitives(model[0](x), None, None, bn.weight, bn.bias, training=True)
+    mg.graph.draw(F.mse_loss(model[3](F.relu(h)), target), path, params=model)
+
+
+PICTURES = {f.__name__: f for f in (scalar, scalar_saved, mlp_bn_fused, mlp_bn_decomposed,
+                                    mlp_bn_primitives)}
 
 
 def main(names, out=OUT):
