@@ -3,9 +3,10 @@
 #   tools/run_tests.sh [pytest args]              the INSTALLED microgradbn
 #                                                 (pip install '.[test]' first)
 #   tools/run_tests.sh --checkout [pytest args]   this checkout's microgradbn/
-#                                                 (tools/dev_build.sh first); also
-#                                                 runs the C tests if they are built
-# Environment: PYTHON (default python3), MGBN_BUILD_DIR (default build/dev).
+#                                                 (tools/dev_build.sh first)
+# pytest args are options (-x, -k NAME, ...); the C tests run separately
+# (ctest --test-dir build/dev, see tests/c/README.md).
+# Environment: PYTHON (default python3).
 # Fails if pytest collects no test (its exit code 5), and if the package that
 # would be imported is not the one asked for: a checkout's microgradbn/ must
 # not shadow an installed one, or the other way round.
@@ -17,8 +18,6 @@ if [[ ${1:-} == --checkout ]]; then MODE=checkout; shift; fi
 
 if [[ $MODE == checkout ]]; then
   RUN_DIR=$REPO                     # `python -m` puts the current directory first on sys.path
-  C_TESTS=$REPO/${MGBN_BUILD_DIR:-build/dev}/mgbn_c_tests
-  if [[ -x $C_TESTS ]]; then "$C_TESTS"; fi
 else
   RUN_DIR=$(mktemp -d)              # anywhere but the checkout
   trap 'rm -rf "$RUN_DIR"' EXIT
