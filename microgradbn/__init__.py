@@ -1,12 +1,24 @@
 """microgradbn: a tiny, fast, readable autodiff framework.
 
     import microgradbn as mg
-    x = mg.tensor([1.0, 2.0]) + mg.tensor([3.0, 4.0])
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()          # x.grad == [2., 4.]
 """
 from ._backend import cpu as _cpu
-from .errors import BackendError, DTypeError, InternalError, ShapeError
 
 _cpu.init()  # a bad MGBN_SIMD or MGBN_NUM_THREADS is reported here, at import
+
+from . import autograd  # noqa: E402
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from .errors import BackendError, DTypeError, InternalError, ShapeError  # noqa: E402
+from .ops import add, div, mul, neg, sub, sum  # noqa: E402
+from . import datasets  # noqa: E402
+from .tensor import Tensor, bool_, float32, float64, int64  # noqa: E402
+from .creation import (  # noqa: E402
+    arange, empty, from_numpy, full, full_like, manual_seed, ones, ones_like, rand, rand_like,
+    randn, randn_like, tensor, zeros, zeros_like,
+)
 
 __version__ = "0.1.0"
 
@@ -14,7 +26,7 @@ __version__ = "0.1.0"
 def backend_info():
     """Which SIMD path runs, which ones this machine can run, threads, version."""
     info = _cpu.backend_info()
-    info["opencl_available"] = False  # the OpenCL backend is not built yet
+    info["opencl_available"] = False  # no OpenCL backend in this build yet
     return info
 
 

@@ -114,3 +114,8 @@ def set_num_threads(n):
     status = lib.mg_set_num_threads(n)
     if status:
         raise_status(status)
+
+
+def sum_axes(a, axes):
+    """a summed over the given axes (float32 accumulated in float64)."""
+    return np.add.reduce(a, axis=axes, dtype=np.float64).astype(a.dtype, copy=False)

@@ -1,0 +1,117 @@
+"""Making tensors: from data, filled, ranges and random (seeded by manual_seed)."""
+import numpy as np
+
+from .tensor import Tensor, _as_dtype, _to_array, float32
+
+_generator = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Seeds every random draw of microgradbn (randn, rand, layer initialisation, dropout)."""
+    global _generator
+    _generator = np.random.default_rng(seed)
+    return _generator
+
+
+def generator():
+    return _generator
+
+
+def _device_ok(device):
+    if device not in (None, "cpu"):
+        raise RuntimeError(f"device {device!r} is not available; this build has the 'cpu' device")
+
+
+def _shape(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    for n in size:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+            raise TypeError(f"sizes must be ints, got {size!r}")
+        if n < 0:
+            raise ValueError(f"negative dimension {n} in size {size!r}")
+    return tuple(int(n) for n in size)
+
+
+def tensor(data, dtype=None, requires_grad=False, device=None):
+    """A new tensor holding a copy of data (NumPy floats keep their dtype,
+    Python floats give float32, ints give int64)."""
+    _device_ok(device)
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def from_numpy(array):
+    """A tensor sharing array's memory (float32/float64/int64 only)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    if array.dtype not in (np.float32, np.float64, np.int64, np.bool_) or not array.dtype.isnative:
+        raise TypeError(f"can't convert np.ndarray of type {array.dtype}; "
+                        "supported: native float32, float64, int64 and bool")
+    return Tensor._wrap(array)
+
+
+def _filled(fill, size, dtype, requires_grad, device):
+    _device_ok(device)
+    dtype = _as_dtype(dtype) or float32
+    return Tensor(np.full(_shape(size), fill, dtype=dtype), requires_grad=requires_grad)
+
+
+def empty(*size, dtype=None, requires_grad=False, device=None):
+    return _filled(0, size, dtype, requires_grad, device)
+
+
+def zeros(*size, dtype=None, requires_grad=False, device=None):
+    return _filled(0, size, dtype, requires_grad, device)
+
+
+def ones(*size, dtype=None, requires_grad=False, device=None):
+    return _filled(1, size, dtype, requires_grad, device)
+
+
+def full(size, fill_value, dtype=None, requires_grad=False, device=None):
+    return _filled(fill_value, size if isinstance(size, (tuple, list)) else (size,), dtype,
+                   requires_grad, device)
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def full_like(t, fill_value, dtype=None, requires_grad=False):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
+    _device_ok(device)
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    values = np.arange(start, end, step)
+    if dtype is None:
+        dtype = np.int64 if values.dtype.kind in "iu" else float32
+    return Tensor(_to_array(values, dtype), requires_grad=requires_grad)
+
+
+def randn(*size, dtype=None, requires_grad=False, device=None):
+    _device_ok(device)
+    dtype = _as_dtype(dtype) or float32
+    return Tensor(_generator.standard_normal(_shape(size)).astype(dtype), requires_grad=requires_grad)
+
+
+def rand(*size, dtype=None, requires_grad=False, device=None):
+    _device_ok(device)
+    dtype = _as_dtype(dtype) or float32
+    return Tensor(_generator.random(_shape(size)).astype(dtype), requires_grad=requires_grad)
+
+
+def randn_like(t, dtype=None, requires_grad=False):
+    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def rand_like(t, dtype=None, requires_grad=False):
+    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
