@@ -1,0 +1,12 @@
+"""Neural network layers, losses and the Module base class (as torch.nn)."""
+from . import functional, init
+from .activation import Dropout, ReLU, Sigmoid, Tanh
+from .container import Sequential
+from .linear import Flatten, Linear
+from .loss import CrossEntropyLoss, MSELoss, NLLLoss
+from .module import Module, Parameter
+
+__all__ = [
+    "Module", "Parameter", "Linear", "Flatten", "Sequential", "ReLU", "Tanh", "Sigmoid", "Dropout",
+    "CrossEntropyLoss", "MSELoss", "NLLLoss", "functional", "init",
+]
