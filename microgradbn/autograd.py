@@ -83,6 +83,8 @@ class Function(Node):
         backward(self, grad) -> array or tuple of arrays (one per input; None
                                                           where no grad is needed)
 
+    An input may be None (an absent optional tensor, e.g. BN without
+    affine): forward gets None for it and it has no edge in the graph.
     `self.needs_input_grad[i]` tells backward which input grads are wanted;
     `self.save_for_backward(...)` keeps arrays for backward.
     """
@@ -97,13 +99,13 @@ class Function(Node):
         from .tensor import Tensor
 
         node = cls()
-        arrays = [t.data for t in inputs]
+        arrays = [None if t is None else t.data for t in inputs]
         out = node.forward(*arrays, **options)
-        requires_grad = is_grad_enabled() and any(t.requires_grad for t in inputs)
+        requires_grad = is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
         result = Tensor._wrap(out, requires_grad)
         if requires_grad:
-            node.needs_input_grad = tuple(t.requires_grad for t in inputs)
-            node.next_functions = tuple((t._grad_node(), 0) for t in inputs)
+            node.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
+            node.next_functions = tuple((None if t is None else t._grad_node(), 0) for t in inputs)
             node.output_meta = (out.shape, out.dtype)
             result.grad_fn = node
         return result
