@@ -99,8 +99,8 @@ def make_optimizer(args, params):
 class TextBar:
     """A minimal stand-in for tqdm: `label [#####.....] 32/63 loss=0.345` on one line."""
 
-    def __init__(self, total, desc, file=sys.stderr, width=30):
-        self.total, self.desc, self.file, self.width = total, desc, file, width
+    def __init__(self, total, desc, file=None, width=30):
+        self.total, self.desc, self.file, self.width = total, desc, file or sys.stderr, width
         self.count, self.postfix, self.last = 0, "", 0.0
 
     def update(self, n=1):
@@ -145,8 +145,9 @@ def evaluate(model, x, y, batch_size=1000):
     return total_loss / len(y), correct / len(y)
 
 
-def train(args, out=sys.stdout):
-    """Run the training args describe; returns a dict of the results."""
+def train(args, out=None):
+    """Run the training args describe, reporting to out (default stdout); returns a dict of the results."""
+    out = out or sys.stdout
     if args.threads is not None:
         mg.set_num_threads(args.threads)
     mg.manual_seed(args.seed)
