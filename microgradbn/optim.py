@@ -149,7 +149,8 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = np.array(grad, copy=True)
             else:
                 np.multiply(buf, momentum, out=buf)
-                np.add(buf, (1 - group["dampening"]) * grad, out=buf)
+                dampening = group["dampening"]
+                buf += grad if dampening == 0 else (1 - dampening) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
         p -= lr * grad
 
