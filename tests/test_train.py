@@ -20,7 +20,7 @@ def test_main_short_run_prints_progress_and_saves(tmp_path, capsys):
     assert re.search(r"epoch   1  train loss \d\.\d{4}  acc \d\.\d{4}  \|  test loss \d\.\d{4}  acc \d\.\d{4}", out)
     match = re.search(r"final test accuracy ([\d.]+)%  \|  16 steps in [\d.]+ s of training \(\d+ steps/s\)", out)
     assert match and float(match.group(1)) > 20  # 16 steps already beat chance (10%)
-    assert "16/16" in err  # the progress bar (tqdm's or the built-in one) reached the end
+    assert "epoch 1/1" in err  # the progress bar (tqdm's or the built-in one) was drawn
     model = train.build_mlp(HAS_BN)
     model.load_state_dict(mg.load(path))  # strict: every key and shape of the saved file fits
 
