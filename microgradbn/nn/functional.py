@@ -13,6 +13,7 @@ Names and argument orders follow torch.nn.functional.
 import numpy as np
 
 from .. import creation
+from .._backend import cpu
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
 from ..ops import reduce_sum_array
@@ -22,9 +23,9 @@ _FLOATS = (float32, float64)
 _REDUCTIONS = ("mean", "sum", "none")
 
 
-def _matmul(a, b):
-    """a @ b for 2-D arrays (either may be a transposed view)."""
-    return np.matmul(a, b)
+# a @ b for 2-D arrays, either of which may be a transposed view: the backend's
+# GEMM (read through strides, no copy) once branch gemm is merged, NumPy's until then.
+_matmul = getattr(cpu, "matmul", np.matmul)
 
 
 # ---- linear ---------------------------------------------------------------
