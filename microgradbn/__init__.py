@@ -20,6 +20,8 @@ from .creation import (  # noqa: E402
     arange, empty, from_numpy, full, full_like, manual_seed, ones, ones_like, rand, rand_like,
     randn, randn_like, tensor, zeros, zeros_like,
 )
+from . import nn, optim  # noqa: E402
+from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 
