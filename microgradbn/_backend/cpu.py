@@ -114,3 +114,120 @@ def set_num_threads(n):
     status = lib.mg_set_num_threads(n)
     if status:
         raise_status(status)
+
+
+# ---- matmul ----
+
+from ..errors import DTypeError, ShapeError  # noqa: E402  (this section's own imports)
+
+
+def matmul(a, b, out=None, accumulate=False):
+    """a @ b with NumPy's rules, a and b float32 or float64 of one dtype.
+
+    1-D operands become a row (a) or a column (b) and that axis is dropped
+    from the result; leading (batch) axes broadcast. Transposed, strided and
+    negatively strided inputs are read in place through their strides. With
+    out (C-contiguous, the result's shape and dtype) the result is written
+    there, or added to it when accumulate is true (out += a @ b), and out is
+    returned. Raises ShapeError naming both shapes when they do not fit.
+    """
+    shape_a, shape_b = a.shape, b.shape
+    if a.dtype != b.dtype or a.dtype not in DTYPE_CODES:
+        raise DTypeError(f"matmul: operands must both be float32 or both float64, got {a.dtype} and {b.dtype}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: operands must have at least one dimension, got shapes {shape_a} and {shape_b}")
+    if a.ndim == 1:
+        a = a[None, :]
+    if b.ndim == 1:
+        b = b[:, None]
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"matmul: shapes {shape_a} and {shape_b} do not fit: "
+                         f"{a.shape[-1]} (last axis of a) != {b.shape[-2]} (axis -2 of b)")
+    m, n = a.shape[-2], b.shape[-1]
+    if a.ndim == 2 and b.ndim == 2:
+        batch_shape = ()
+    else:
+        try:
+            batch_shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ShapeError(f"matmul: the batch axes of shapes {shape_a} and {shape_b} do not broadcast") from None
+    result_shape = batch_shape + (m, n)
+    final_shape = batch_shape + shape_a[-2:-1] + shape_b[-1:] if len(shape_b) > 1 else batch_shape + shape_a[-2:-1]
+    if out is None:
+        if accumulate:
+            raise ValueError("matmul: accumulate=True needs out")
+        out = empty(final_shape, a.dtype)
+    elif out.shape != final_shape or out.dtype != a.dtype or not out.flags.c_contiguous:
+        raise ShapeError(f"matmul: out must be C-contiguous of shape {final_shape} and dtype {a.dtype}, "
+                         f"got shape {out.shape}, dtype {out.dtype}")
+    if out.size:
+        _matmul_batched(_usable(a), _usable(b), out.reshape(result_shape), batch_shape, accumulate)
+    return out
+
+
+def matmul_tn(a, b, out=None, accumulate=False):
+    """a^T @ b (the last two axes of a swapped), read in place: no copy."""
+    return matmul(np.swapaxes(a, -1, -2), b, out, accumulate)
+
+
+def matmul_nt(a, b, out=None, accumulate=False):
+    """a @ b^T (the last two axes of b swapped), read in place: no copy."""
+    return matmul(a, np.swapaxes(b, -1, -2), out, accumulate)
+
+
+def _usable(x):
+    """x itself when its strides are whole elements and its data aligned, else a copy."""
+    if x.flags.aligned and all(s % x.itemsize == 0 for s in x.strides):
+        return x
+    return np.ascontiguousarray(x)
+
+
+def _flat_stride(strides, shape):
+    """The one stride s that walks the axes of shape in C order as a flat index
+    (strides[d] == s * prod(shape[d+1:]) on every axis longer than 1), or None."""
+    flat, inner = None, 1
+    for stride, size in zip(reversed(strides), reversed(shape)):
+        if size != 1:
+            if flat is None:
+                flat = stride // inner if stride % inner == 0 else None
+                if flat is None:
+                    return None
+            elif stride != flat * inner:
+                return None
+        inner *= size
+    return 0 if flat is None else flat
+
+
+def _matmul_batched(a, b, out, batch_shape, accumulate):
+    """out[...] (+)= a[...] @ b[...] over batch_shape, as few C calls as strides allow."""
+    item = a.itemsize
+    nb = len(batch_shape)
+    a_strides = _batch_strides(a, batch_shape)
+    b_strides = _batch_strides(b, batch_shape)
+    sa, sb = _flat_stride(a_strides, batch_shape), _flat_stride(b_strides, batch_shape)
+    if sa is None or sb is None:   # not one flat batch: split the first batch axis
+        a_b = np.broadcast_to(a, batch_shape + a.shape[-2:])
+        b_b = np.broadcast_to(b, batch_shape + b.shape[-2:])
+        for i in range(batch_shape[0]):
+            _matmul_batched(a_b[i], b_b[i], out[i], batch_shape[1:], accumulate)
+        return
+    batch = 1
+    for size in batch_shape:
+        batch *= size
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    status = lib.mg_matmul(
+        DTYPE_CODES[a.dtype], batch, m, n, k,
+        pointer(a), sa, a.strides[-2] // item, a.strides[-1] // item,
+        pointer(b), sb, b.strides[-2] // item, b.strides[-1] // item,
+        pointer(out), m * n if nb else 0, n, 1 if accumulate else 0)
+    if status:
+        raise_status(status)
+
+
+def _batch_strides(x, batch_shape):
+    """x's strides in elements over batch_shape: 0 on broadcast (missing or size-1) axes."""
+    item = x.itemsize
+    lead = x.shape[:-2]
+    pad = len(batch_shape) - len(lead)
+    return [0] * pad + [0 if size == 1 else s // item for size, s in zip(lead, x.strides[:-2])]
