@@ -15,7 +15,8 @@
  * mc, nc, the tasks and which thread runs them only decide WHICH elements
  * are computed together, never the order of a sum, so they may follow the
  * thread count freely. The direct path for small products (no packing) also
- * sums in p order; which path runs depends on the shape alone.
+ * sums in p order; which path runs depends on the shape (and whether B's
+ * rows are contiguous) alone, never on the thread count.
  *
  * Batches: many small or medium products run one per task on the pool, each
  * task with its own packing buffers; a large product runs alone with the
@@ -27,8 +28,11 @@
 
 #define TRY(expr) do { mg_status s_ = (expr); if (s_ != MG_OK) return s_; } while (0)
 
-/* Products of at most this many multiply-adds take the direct path. */
+/* Products of at most this many multiply-adds, of at most SKINNY_ROWS rows
+ * or of one column (where packing would cost as much as it saves) take the
+ * direct path. */
 #define SMALL_WORK (1 << 15)
+#define SKINNY_ROWS 2
 /* Below this, one product is not worth waking the pool for. */
 #define PARALLEL_MIN_WORK (1 << 17)
 /* Up to this size the products of a batch run one per task. */
@@ -181,7 +185,7 @@ static mg_status run(batch_job *j) {
     const product *pr = &j->first;
     const double work = (double)pr->m * (double)pr->n * (double)pr->k;
     const int threads = mg_pool_threads();
-    j->small = work <= SMALL_WORK && pr->bcs == 1;
+    j->small = (work <= SMALL_WORK || pr->m <= SKINNY_ROWS || pr->n == 1) && pr->bcs == 1;
     if (j->small) {   /* no buffers: one task per thread when the whole is worth it */
         j->ntasks = threads > 1 && work * (double)j->batch >= PARALLEL_MIN_WORK
                         ? (j->batch < threads ? j->batch : threads) : 1;

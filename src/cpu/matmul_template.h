@@ -30,6 +30,14 @@ static void FN(pack_a)(int64_t mc, int64_t kc, const void *a_, int64_t rs, int64
                 for (int i = 0; i < MR; i++) ap[p * MR + i] = src[p * cs + i];
             continue;
         }
+        if (rows == MR && cs == 1) {          /* row-major A: MR rows read side by side */
+            const T *row[MR];
+            for (int i = 0; i < MR; i++) row[i] = src + i * rs;
+            for (int64_t p = 0; p < kc; p++)
+#pragma GCC unroll 16
+                for (int i = 0; i < MR; i++) ap[p * MR + i] = row[i][p];
+            continue;
+        }
         for (int64_t p = 0; p < kc; p++) {
             for (int i = 0; i < rows; i++) ap[p * MR + i] = src[i * rs + p * cs];
             for (int i = rows; i < MR; i++) ap[p * MR + i] = 0;
@@ -69,6 +77,8 @@ MG_INLINE void FN(micro)(int64_t kc, const T *restrict ap, const T *restrict bp,
     for (int i = 0; i < MR; i++)
 #pragma GCC unroll 8
         for (int v = 0; v < NV; v++) acc[i][v] = V(zero)();
+    for (int i = 0; i < MR; i++) __builtin_prefetch(c + i * ldc, 1);
+#pragma GCC unroll 4
     for (int64_t p = 0; p < kc; p++, ap += MR, bp += NR) {
         VEC bv[NV];
 #pragma GCC unroll 8
@@ -118,18 +128,51 @@ static void FN(macro)(int64_t mc, int64_t nc, int64_t kc, const void *ap_, const
     }
 }
 
-/* The direct path for small products, no packing: B rows contiguous
- * (B(p,j) = b[p*brs + j]) and
+/* c[0] = sum_{p<k} a[p] * b[p], both contiguous: 4 vectors of partial sums
+ * over p = v*LANES + lane (mod 4*LANES), added up in a fixed order. */
+static T FN(dot)(int64_t k, const T *a, const T *b) {
+    VEC acc[4] = {V(zero)(), V(zero)(), V(zero)(), V(zero)()};
+    int64_t p = 0;
+    for (; p + 4 * LANES <= k; p += 4 * LANES)
+        for (int v = 0; v < 4; v++) acc[v] = V(fmadd)(V(load)(a + p + v * LANES), V(load)(b + p + v * LANES), acc[v]);
+    T lanes[LANES], sum = 0;
+    V(store)(lanes, V(add)(V(add)(acc[0], acc[1]), V(add)(acc[2], acc[3])));
+    for (int l = 0; l < LANES; l++) sum += lanes[l];
+    for (; p < k; p++) sum = S_FMADD(a[p], b[p], sum);
+    return sum;
+}
+
+/* The direct path for small or skinny products, no packing: B rows
+ * contiguous (B(p,j) = b[p*brs + j]) and
  *   C(i,j) = (accumulate ? C(i,j) : 0) + sum_{p<k} A(i,p) * B(p,j)
- * added by fmadd in the order p = 0, 1, ..., whichever lane holds j. */
+ * added by fmadd in the order p = 0, 1, ..., whichever lane holds j; the
+ * columns of a narrow C are summed in registers over all p, those of a wide
+ * C row by row of B (streaming B, C's row in L1): the same order. A
+ * matrix-vector product (n = 1, contiguous A rows and b) uses dot. */
 static void FN(small)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t ars, int64_t acs,
                       const void *b_, int64_t brs, void *c_, int64_t ldc, int accumulate) {
     const T *a = a_, *b = b_;
     T *c = c_;
-    enum { BLOCK = 4 };
+    enum { BLOCK = 4, WIDE = 256 };
     for (int64_t i = 0; i < m; i++) {
         const T *ai = a + i * ars;
         T *ci = c + i * ldc;
+        if (n == 1 && acs == 1 && brs == 1) {
+            ci[0] = (accumulate ? ci[0] : 0) + FN(dot)(k, ai, b);
+            continue;
+        }
+        if (n >= WIDE) {
+            if (!accumulate)
+                for (int64_t j = 0; j < n; j++) ci[j] = 0;
+            for (int64_t p = 0; p < k; p++) {
+                const VEC av = V(set1)(ai[p * acs]);
+                const T *bp = b + p * brs;
+                int64_t j = 0;
+                for (; j + LANES <= n; j += LANES) V(store)(ci + j, V(fmadd)(av, V(load)(bp + j), V(load)(ci + j)));
+                for (; j < n; j++) ci[j] = S_FMADD(ai[p * acs], bp[j], ci[j]);
+            }
+            continue;
+        }
         int64_t j = 0;
         for (; j + BLOCK * LANES <= n; j += BLOCK * LANES) {
             VEC acc[BLOCK];
