@@ -17,7 +17,8 @@
  *   scalar   4 x 4   (f32 and f64)           plain C, the reference
  *   avx2     6 x 16 f32, 6 x 8 f64            12 of 16 ymm accumulators
  *   avx512  12 x 32 f32, 12 x 16 f64          24 of 32 zmm accumulators
- *   neon     8 x 12 f32, 8 x 6 f64            24 of 32 q accumulators
+ *   neon     8 x 8 f32, 8 x 4 f64             16 of 32 q accumulators (GCC keeps
+ *                                             the 8 values of A in 8 more)
  * Cache blocks: an A block mc x kc fills about half of L2, a B sliver
  * kc x NR about half of L1, a B panel kc x nc a few MiB of L3 (tuned on
  * AMD Zen 3 for avx2: L1d 32 KiB, L2 512 KiB per core). */
@@ -31,8 +32,8 @@ enum { MR_F32 = 12, NV_F32 = 2, MC_F32 = 144, KC_F32 = 256, NC_F32 = 4096,
 enum { MR_F32 = 6, NV_F32 = 2, MC_F32 = 144, KC_F32 = 256, NC_F32 = 4080,
        MR_F64 = 6, NV_F64 = 2, MC_F64 = 72, KC_F64 = 256, NC_F64 = 4080 };
 #elif defined(MG_SIMD_NEON)
-enum { MR_F32 = 8, NV_F32 = 3, MC_F32 = 128, KC_F32 = 256, NC_F32 = 3072,
-       MR_F64 = 8, NV_F64 = 3, MC_F64 = 64, KC_F64 = 256, NC_F64 = 3072 };
+enum { MR_F32 = 8, NV_F32 = 2, MC_F32 = 128, KC_F32 = 256, NC_F32 = 3072,
+       MR_F64 = 8, NV_F64 = 2, MC_F64 = 64, KC_F64 = 256, NC_F64 = 3072 };
 #else
 enum { MR_F32 = 4, NV_F32 = 4, MC_F32 = 128, KC_F32 = 256, NC_F32 = 1024,
        MR_F64 = 4, NV_F64 = 4, MC_F64 = 64, KC_F64 = 256, NC_F64 = 1024 };
