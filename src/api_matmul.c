@@ -39,6 +39,8 @@
 #define BATCH_TASK_MAX_WORK (1 << 24)
 /* B slivers packed per task when threads pack a panel. */
 #define PACK_SLIVERS 16
+/* A blocks in flight per thread: bounds the A slots, and so the memory. */
+#define BLOCKS_PER_THREAD 8
 
 typedef struct {
     const mg_gemm_kernels *g;
@@ -56,6 +58,7 @@ typedef struct {
     int64_t nc;                /* B panel width, a multiple of nr */
     int64_t panels, mblocks;   /* A: ceil(m / mr) micro-panels shared out over mblocks blocks */
     int64_t nsplit;            /* each B panel's slivers shared out over nsplit tasks */
+    int64_t group;             /* A blocks run at once: tasks per pool call = group * nsplit */
     size_t a_slot, b_size;     /* bytes: one task's packed A block, the packed B panel */
 } plan;
 
@@ -74,6 +77,7 @@ static plan make_plan(const product *pr, int threads) {
         if (pl.mblocks > pl.panels) pl.mblocks = pl.panels;
     }
     pl.nsplit = threads > pl.mblocks ? ceil_div(threads, pl.mblocks) : 1;
+    pl.group = pl.mblocks < (int64_t)threads * BLOCKS_PER_THREAD ? pl.mblocks : (int64_t)threads * BLOCKS_PER_THREAD;
     pl.a_slot = (size_t)(ceil_div(pl.panels, pl.mblocks) * g->mr * pl.kc) * pr->item;
     pl.b_size = (size_t)(pl.kc * pl.nc) * pr->item;
     return pl;
@@ -86,6 +90,7 @@ typedef struct {
     char *bp, *ap;
     size_t slot_stride;        /* a_slot when tasks run at once, else 0: one slot for all */
     int64_t jc, nc, pc, kc;
+    int64_t block0;            /* the first A block of the group being run */
 } step;
 
 static void pack_b_task(void *ctx, int64_t task) {
@@ -97,14 +102,15 @@ static void pack_b_task(void *ctx, int64_t task) {
                   pr->brs, pr->bcs, s->bp + (size_t)(first * s->kc) * pr->item);
 }
 
-/* Task t = (block of A's rows, share of the panel's slivers): packs those
- * rows of A into its own slot and multiplies them by its slivers. */
+/* Task t = (block block0 + t / nsplit of A's rows, share t % nsplit of the
+ * panel's slivers): packs those rows of A into slot t and multiplies them by
+ * its slivers. */
 static void compute_task(void *ctx, int64_t task) {
     const step *s = ctx;
     const product *pr = s->pr;
     const plan *pl = s->pl;
     const mg_gemm_kernels *g = pr->g;
-    const int64_t block = task / pl->nsplit, share = task % pl->nsplit;
+    const int64_t block = s->block0 + task / pl->nsplit, share = task % pl->nsplit;
     const int64_t row0 = block * pl->panels / pl->mblocks * g->mr;
     const int64_t row1 = (block + 1) * pl->panels / pl->mblocks * g->mr;
     const int64_t rows = (row1 < pr->m ? row1 : pr->m) - row0;
@@ -121,11 +127,10 @@ static void compute_task(void *ctx, int64_t task) {
 }
 
 /* Runs one product through the blocked loops. With parallel set, the pool
- * runs each step's tasks at once, each in its own A slot (ap then holds
- * mblocks * nsplit slots); else they run in turn in one slot. */
+ * runs the tasks of group A blocks at once, each in its own A slot (ap then
+ * holds group * nsplit slots); else all tasks run in turn in one slot. */
 static void run_blocked(const product *pr, const plan *pl, char *bp, char *ap, int parallel) {
-    const int64_t ntasks = pl->mblocks * pl->nsplit;
-    step s = {pr, pl, bp, ap, parallel ? pl->a_slot : 0, 0, 0, 0, 0};
+    step s = {pr, pl, bp, ap, parallel ? pl->a_slot : 0, 0, 0, 0, 0, 0};
     for (s.jc = 0; s.jc < pr->n; s.jc += pl->nc) {
         s.nc = pr->n - s.jc < pl->nc ? pr->n - s.jc : pl->nc;
         for (s.pc = 0; s.pc < pr->k; s.pc += pl->kc) {
@@ -133,10 +138,14 @@ static void run_blocked(const product *pr, const plan *pl, char *bp, char *ap, i
             const int64_t pack_tasks = ceil_div(ceil_div(s.nc, pr->g->nr), PACK_SLIVERS);
             if (parallel) {
                 mg_parallel_for(pack_tasks, pack_b_task, &s);
-                mg_parallel_for(ntasks, compute_task, &s);
+                for (s.block0 = 0; s.block0 < pl->mblocks; s.block0 += pl->group) {
+                    const int64_t blocks = pl->mblocks - s.block0 < pl->group ? pl->mblocks - s.block0 : pl->group;
+                    mg_parallel_for(blocks * pl->nsplit, compute_task, &s);
+                }
             } else {
+                s.block0 = 0;
                 for (int64_t t = 0; t < pack_tasks; t++) pack_b_task(&s, t);
-                for (int64_t t = 0; t < ntasks; t++) compute_task(&s, t);
+                for (int64_t t = 0; t < pl->mblocks * pl->nsplit; t++) compute_task(&s, t);
             }
         }
     }
@@ -202,7 +211,7 @@ static mg_status run(batch_job *j) {
         j->slot_bytes = j->pl.b_size + j->pl.a_slot;
     } else {
         j->ntasks = 1;
-        j->slot_bytes = j->pl.b_size + j->pl.a_slot * (size_t)(j->pl.mblocks * j->pl.nsplit);
+        j->slot_bytes = j->pl.b_size + j->pl.a_slot * (size_t)(inner_threads > 1 ? j->pl.group * j->pl.nsplit : 1);
     }
     const size_t total = j->slot_bytes * (size_t)j->ntasks;
     if (mg_alloc(total, (void **)&j->buffers) != MG_OK)

@@ -150,7 +150,7 @@ def test_c_library_checks_its_arguments():
 # and alone), one large product with the pool inside it (several row blocks;
 # a few rows and many columns), and a batch of medium products, one per task.
 DRIVER_CASES = [((64, 20, 30), (64, 30, 25)), ((200, 300), (300, 170)), ((5, 600), (600, 900)),
-                ((6, 70, 90), (6, 90, 80)), ((3, 300), (300, 4))]
+                ((6, 70, 90), (6, 90, 80)), ((3, 300), (300, 4)), ((3500, 20), (20, 24))]
 
 
 @pytest.mark.parametrize("shape_a, shape_b", DRIVER_CASES)
