@@ -108,6 +108,30 @@ mg_status mg_binary(int op, int dtype, int ndim, const int64_t *shape,
  * count or the SIMD path. *out has the dtype of x. */
 mg_status mg_sum(int dtype, const void *x, int64_t n, void *out);
 
+/* ---- matrix multiplication --------------------------------------------- */
+
+/* Batched GEMM: for every t < batch,
+ *     C[t] = A[t] . B[t]          (accumulate == 0)
+ *     C[t] = C[t] + A[t] . B[t]   (accumulate != 0; useful for gradients)
+ * with A[t] m x k, B[t] k x n, C[t] m x n, all of dtype. Element addresses:
+ *     A[t](i,p) = a + t*a_batch_stride + i*a_row_stride + p*a_col_stride
+ *     B[t](p,j) = b + t*b_batch_stride + p*b_row_stride + j*b_col_stride
+ *     C[t](i,j) = c + t*c_batch_stride + i*c_row_stride + j
+ * in ELEMENTS. A and B strides may be anything (negative: reversed; a
+ * transposed matrix is just swapped strides; batch stride 0 broadcasts one
+ * matrix to every t). C's columns are contiguous, c_row_stride >= n (when
+ * m > 1) and c_batch_stride >= (m-1)*c_row_stride + n (when batch > 1):
+ * C elements never overlap, and C must not overlap A or B. k = 0 gives
+ * C = 0 (or leaves C as it is, with accumulate).
+ * float32 products are summed in float32 (like BLAS): expect a relative
+ * error growing like k * 2^-24. The order of the sum over p depends only on
+ * the shape and the SIMD path, never on the thread count: results are
+ * bitwise identical for any number of threads. */
+mg_status mg_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k,
+                    const void *a, int64_t a_batch_stride, int64_t a_row_stride, int64_t a_col_stride,
+                    const void *b, int64_t b_batch_stride, int64_t b_row_stride, int64_t b_col_stride,
+                    void *c, int64_t c_batch_stride, int64_t c_row_stride, int accumulate);
+
 /* MG_CDEF_END */
 
 #ifdef __cplusplus

@@ -26,12 +26,28 @@ typedef void (*mg_binary_loop_fn)(int64_t n, const void *a, int64_t sa,
  * float64 running sums, so the result is the same for every vector width. */
 typedef void (*mg_sum_lanes_fn)(const void *x, int64_t n, double lanes[MG_SUM_LANES]);
 
+/* matmul (cpu/matmul.c): the per-ISA pieces of the blocked GEMM that
+ * api_matmul.c drives; shapes and layouts are documented there and in
+ * cpu/matmul_template.h. mc, nc are multiples of mr, nr. */
+typedef struct {
+    int mr, nr;          /* micro-tile: mr rows of C by nr columns */
+    int mc, kc, nc;      /* cache blocks: A block mc x kc (L2), B panel kc x nc (L3) */
+    void (*pack_a)(int64_t mc, int64_t kc, const void *a, int64_t rs, int64_t cs, void *ap);
+    void (*pack_b)(int64_t kc, int64_t nc, const void *b, int64_t rs, int64_t cs, void *bp);
+    void (*macro)(int64_t mc, int64_t nc, int64_t kc, const void *ap, const void *bp,
+                  void *c, int64_t ldc, int add);
+    void (*small)(int64_t m, int64_t n, int64_t k, const void *a, int64_t ars, int64_t acs,
+                  const void *b, int64_t brs, void *c, int64_t ldc, int accumulate);
+} mg_gemm_kernels;
+
 /* One member per family; each family's kernel types sit in its own block. */
 typedef struct {
     /* elementwise */
     mg_binary_loop_fn binary[MG_NUM_BINARY_OPS][MG_NUM_DTYPES];
     /* reduce */
     mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
+    /* matmul */
+    mg_gemm_kernels gemm[MG_NUM_DTYPES];
 } mg_kernel_table;
 
 /* The table of the active ISA (dispatch.c). */
@@ -47,7 +63,8 @@ extern const mg_kernel_table *mg_kernels;
  * family (dispatch.c calls each family's fill function). Add a line per new family. */
 #define MG_KERNEL_FAMILIES(X) \
     X(elementwise)            \
-    X(reduce)
+    X(reduce)                 \
+    X(matmul)
 
 #define MG_DECLARE_FAMILY(family) MG_DECLARE_FILL(mg_fill_##family)
 MG_KERNEL_FAMILIES(MG_DECLARE_FAMILY)
