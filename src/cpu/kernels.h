@@ -26,12 +26,43 @@ typedef void (*mg_binary_loop_fn)(int64_t n, const void *a, int64_t sa,
  * float64 running sums, so the result is the same for every vector width. */
 typedef void (*mg_sum_lanes_fn)(const void *x, int64_t n, double lanes[MG_SUM_LANES]);
 
+/* ---- batch normalization (cpu/batchnorm.c) ---------------------------------
+ * x is contiguous (N, C, S). "planes" kernels (S > 1) walk the values
+ * [begin, end) of one channel, value i at x[(i / S) * stride + i % S] with
+ * stride = C * S; "rows" kernels (S = 1) walk rows r < rows and channels
+ * c < width at x[r * ld + c]. Per-channel coefficients are float64. */
+typedef struct {
+    /* sums[0] = sum(x - shift), sums[1] = sum((x - shift)^2) */
+    void (*stat_planes)(const void *x, int64_t S, int64_t stride, int64_t begin, int64_t end,
+                        double shift, double sums[2]);
+    /* sums[0] = sum(dy), sums[1] = sum(dy * (x - mean)) */
+    void (*grad_planes)(const void *dy, const void *x, int64_t S, int64_t stride, int64_t begin,
+                        int64_t end, double mean, double sums[2]);
+    /* y = (x - m) * a + b */
+    void (*affine_planes)(const void *x, void *y, int64_t S, int64_t stride, int64_t begin,
+                          int64_t end, double m, double a, double b);
+    /* dx = (k * dy + coef * (x - m)) + b */
+    void (*dx_planes)(const void *dy, const void *x, void *dx, int64_t S, int64_t stride,
+                      int64_t begin, int64_t end, double k, double coef, double m, double b);
+    /* the same four, per channel c < width (s1, s2 written, not accumulated) */
+    void (*stat_rows)(const void *x, int64_t rows, int64_t width, int64_t ld, const double *shift,
+                      double *s1, double *s2);
+    void (*grad_rows)(const void *dy, const void *x, int64_t rows, int64_t width, int64_t ld,
+                      const double *mean, double *s1, double *s2);
+    void (*affine_rows)(const void *x, void *y, int64_t rows, int64_t width, int64_t ld,
+                        const double *m, const double *a, const double *b);
+    void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width, int64_t ld,
+                    const double *k, const double *coef, const double *m, const double *b);
+} mg_bn_kernels;
+
 /* One member per family; each family's kernel types sit in its own block. */
 typedef struct {
     /* elementwise */
     mg_binary_loop_fn binary[MG_NUM_BINARY_OPS][MG_NUM_DTYPES];
     /* reduce */
     mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
+    /* batchnorm */
+    mg_bn_kernels batchnorm[MG_NUM_DTYPES];
 } mg_kernel_table;
 
 /* The table of the active ISA (dispatch.c). */
@@ -47,7 +78,8 @@ extern const mg_kernel_table *mg_kernels;
  * family (dispatch.c calls each family's fill function). Add a line per new family. */
 #define MG_KERNEL_FAMILIES(X) \
     X(elementwise)            \
-    X(reduce)
+    X(reduce)                 \
+    X(batchnorm)
 
 #define MG_DECLARE_FAMILY(family) MG_DECLARE_FILL(mg_fill_##family)
 MG_KERNEL_FAMILIES(MG_DECLARE_FAMILY)
