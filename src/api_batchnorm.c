@@ -33,7 +33,15 @@ typedef struct {
     const char *in0, *in1;   /* x, or dy and x */
     char *out;               /* y or dx */
     double *sums;            /* two per (block, channel) */
-    const double *p[4];      /* per-channel coefficients of the sweep */
+    double *shift;           /* (C,) shift or mean of the float64 sums */
+    char *params;            /* (4, C) of x's dtype: the elementwise parameters */
+    /* what the per-channel step between the sweeps reads and writes */
+    int dtype;
+    double eps;
+    const void *weight, *bias;
+    double *save_mean, *save_rstd, *batch_var;   /* forward */
+    const double *rstd;                          /* backward: save_rstd */
+    void *dweight, *dbias;
 } bn_job;
 
 /* One block: its channel(s), its values, and where its two sums go. */
@@ -49,6 +57,7 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static void plan(bn_job *j, const mg_bn_kernels *k, int64_t N, int64_t C, int64_t S, int dtype) {
     j->k = k;
     j->N = N, j->C = C, j->S = S;
+    j->dtype = dtype;
     j->item = dtype == MG_F32 ? 4 : 8;
     if (S > 1) {
         j->block_values = BLOCK_VALUES;
@@ -101,16 +110,17 @@ static void channel_sums(const bn_job *j, int64_t c, double *s1, double *s2) {
 #define IN0(b) (j->in0 + (size_t)(b).offset * j->item)
 #define IN1(b) (j->in1 + (size_t)(b).offset * j->item)
 #define OUT(b) (j->out + (size_t)(b).offset * j->item)
+#define PARAMS(b) (j->params + (size_t)(b).c * j->item)
 
 static void stat_task(void *ctx, int64_t task) {
     const bn_job *j = ctx;
     const bn_block b = block_of(j, task);
     if (j->S > 1) {
         double sums[2];
-        j->k->stat_planes(IN0(b), j->S, j->C * j->S, b.begin, b.end, j->p[0][b.c], sums);
+        j->k->stat_planes(IN0(b), j->S, j->C * j->S, b.begin, b.end, j->shift[b.c], sums);
         *b.s1 = sums[0], *b.s2 = sums[1];
     } else {
-        j->k->stat_rows(IN0(b), b.rows, b.width, j->C, j->p[0] + b.c, b.s1, b.s2);
+        j->k->stat_rows(IN0(b), b.rows, b.width, j->C, j->shift + b.c, b.s1, b.s2);
     }
 }
 
@@ -119,52 +129,102 @@ static void grad_task(void *ctx, int64_t task) {
     const bn_block b = block_of(j, task);
     if (j->S > 1) {
         double sums[2];
-        j->k->grad_planes(IN0(b), IN1(b), j->S, j->C * j->S, b.begin, b.end, j->p[0][b.c], sums);
+        j->k->grad_planes(IN0(b), IN1(b), j->S, j->C * j->S, b.begin, b.end, j->shift[b.c], sums);
         *b.s1 = sums[0], *b.s2 = sums[1];
     } else {
-        j->k->grad_rows(IN0(b), IN1(b), b.rows, b.width, j->C, j->p[0] + b.c, b.s1, b.s2);
+        j->k->grad_rows(IN0(b), IN1(b), b.rows, b.width, j->C, j->shift + b.c, b.s1, b.s2);
     }
 }
 
-/* out = (in0 - p[0])*p[1] + p[2] */
 static void affine_task(void *ctx, int64_t task) {
     const bn_job *j = ctx;
     const bn_block b = block_of(j, task);
     if (j->S > 1)
-        j->k->affine_planes(IN0(b), OUT(b), j->S, j->C * j->S, b.begin, b.end,
-                            j->p[0][b.c], j->p[1][b.c], j->p[2][b.c]);
+        j->k->affine_planes(IN0(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C);
     else
-        j->k->affine_rows(IN0(b), OUT(b), b.rows, b.width, j->C,
-                          j->p[0] + b.c, j->p[1] + b.c, j->p[2] + b.c);
+        j->k->affine_rows(IN0(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C);
 }
 
-/* out = (p[0]*in0 + p[1]*(in1 - p[2])) + p[3] */
 static void dx_task(void *ctx, int64_t task) {
     const bn_job *j = ctx;
     const bn_block b = block_of(j, task);
     if (j->S > 1)
-        j->k->dx_planes(IN0(b), IN1(b), OUT(b), j->S, j->C * j->S, b.begin, b.end,
-                        j->p[0][b.c], j->p[1][b.c], j->p[2][b.c], j->p[3][b.c]);
+        j->k->dx_planes(IN0(b), IN1(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C);
     else
-        j->k->dx_rows(IN0(b), IN1(b), OUT(b), b.rows, b.width, j->C,
-                      j->p[0] + b.c, j->p[1] + b.c, j->p[2] + b.c, j->p[3] + b.c);
+        j->k->dx_rows(IN0(b), IN1(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C);
 }
 
-static void run(bn_job *j, mg_task_fn fn) {
+static void run(const bn_job *j, mg_task_fn fn) {
     if (j->N * j->C * j->S < MG_PARALLEL_MIN_ELEMS)
-        for (int64_t task = 0; task < j->ntasks; task++) fn(j, task);
+        for (int64_t task = 0; task < j->ntasks; task++) fn((void *)j, task);
     else
-        mg_parallel_for(j->ntasks, fn, j);
+        mg_parallel_for(j->ntasks, fn, (void *)j);
 }
 
-/* Room for the block sums and four per-channel coefficient arrays. */
-static mg_status alloc_scratch(const char *fn, bn_job *j, double **coef) {
-    const int64_t count = j->nsums + 4 * j->C;
+/* Two sweeps with a per-channel step between them: sweep1 over every block,
+ * then finish(c) for every channel, then sweep2 (if not NULL) over every block. */
+typedef void (*bn_finish_fn)(const bn_job *j, int64_t c);
+typedef struct {
+    const bn_job *j;
+    mg_task_fn sweep1, sweep2;
+    bn_finish_fn finish;
+} bn_channel_job;
+
+/* All of channel c: its blocks of sweep 1, finish(c), its blocks of sweep 2. */
+static void channel_task(void *ctx, int64_t c) {
+    const bn_channel_job *cj = ctx;
+    const int64_t first = c * cj->j->blocks_per_channel, last = first + cj->j->blocks_per_channel;
+    for (int64_t task = first; task < last; task++) cj->sweep1((void *)cj->j, task);
+    cj->finish(cj->j, c);
+    if (cj->sweep2)
+        for (int64_t task = first; task < last; task++) cj->sweep2((void *)cj->j, task);
+}
+
+/* With planes (S > 1) one task can take a whole channel through both sweeps:
+ * the second sweep then reads the channel from cache instead of memory. The
+ * blocks and the order of every addition stay the same, so does every bit;
+ * only the schedule changes. Used when a channel's inputs fit in FUSE_BYTES
+ * and there are enough channels to keep the threads busy. */
+#define FUSE_BYTES (4 << 20)
+
+static void run_two_sweeps(const bn_job *j, int inputs, mg_task_fn sweep1, bn_finish_fn finish,
+                           mg_task_fn sweep2) {
+    const int threads = mg_pool_threads();
+    const double channel_bytes = (double)(j->N * j->S) * (double)j->item * inputs;
+    if (j->S > 1 && channel_bytes <= FUSE_BYTES && (threads == 1 || j->C >= 4 * threads)) {
+        bn_channel_job cj = {j, sweep1, sweep2, finish};
+        if (j->N * j->C * j->S < MG_PARALLEL_MIN_ELEMS)
+            for (int64_t c = 0; c < j->C; c++) channel_task(&cj, c);
+        else
+            mg_parallel_for(j->C, channel_task, &cj);
+        return;
+    }
+    run(j, sweep1);
+    for (int64_t c = 0; c < j->C; c++) finish(j, c);
+    if (sweep2) run(j, sweep2);
+}
+
+/* Room for the block sums, the shifts and the elementwise parameters. */
+static mg_status alloc_scratch(const char *fn, bn_job *j) {
+    const int64_t count = j->nsums + 5 * j->C;
     double *mem = malloc((size_t)count * sizeof *mem);
     if (!mem) return mg_fail(MG_ERR_NOMEM, "%s: cannot allocate %lld doubles of scratch", fn, (long long)count);
     j->sums = mem;
-    for (int i = 0; i < 4; i++) coef[i] = mem + j->nsums + i * j->C;
+    j->shift = mem + j->nsums;
+    j->params = (char *)(j->shift + j->C);
     return MG_OK;
+}
+
+/* Parameter i of channel c, rounded to x's dtype. */
+static void set_param(const bn_job *j, int i, int64_t c, double v) {
+    if (j->item == 4) ((float *)j->params)[i * j->C + c] = (float)v;
+    else ((double *)j->params)[i * j->C + c] = v;
+}
+
+/* The float64 mean as hi + lo with hi in x's dtype: the elementwise sweeps
+ * subtract hi from x (exact near the mean) and fold lo into their offset. */
+static double mean_hi(const bn_job *j, double mean) {
+    return j->item == 4 ? (double)(float)mean : mean;
 }
 
 /* ---- argument checks ---------------------------------------------------- */
@@ -214,6 +274,23 @@ static void put(void *p, int dtype, int64_t c, double v) {
 
 /* ---- entry points ------------------------------------------------------- */
 
+/* Forward, between the sweeps: the statistics of channel c and the
+ * parameters of y = (x - mean)*(rstd*gamma) + beta. */
+static void finish_forward(const bn_job *j, int64_t c) {
+    double s1, s2;
+    channel_sums(j, c, &s1, &s2);
+    const double n = (double)(j->N * j->S);
+    const double mean = j->shift[c] + s1 / n;
+    double var = (s2 - s1 * (s1 / n)) / n;
+    if (var < 0.0) var = 0.0;   /* rounding; NaN stays NaN */
+    const double rstd = 1.0 / sqrt(var + j->eps);
+    j->save_mean[c] = mean, j->save_rstd[c] = rstd, j->batch_var[c] = var;
+    const double hi = mean_hi(j, mean), a = rstd * param(j->weight, j->dtype, c, 1.0);
+    set_param(j, 0, c, hi);
+    set_param(j, 1, c, a);
+    set_param(j, 2, c, param(j->bias, j->dtype, c, 0.0) - (mean - hi) * a);
+}
+
 mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S, const void *x,
                                       const void *weight, const void *bias, double eps, void *y,
                                       double *save_mean, double *save_rstd, double *batch_var) {
@@ -225,57 +302,36 @@ mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S
     REQUIRE(x); REQUIRE(y); REQUIRE(save_mean); REQUIRE(save_rstd); REQUIRE(batch_var);
 
     bn_job j;
-    double *coef[4];
     plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
-    TRY(alloc_scratch(fn, &j, coef));
-    j.in0 = x;
-    j.out = y;
-
-    /* Sweep 1: sums of x - shift, shift = the channel's first value. */
-    for (int64_t c = 0; c < C; c++) coef[0][c] = param(x, dtype, c * S, 0.0);
-    j.p[0] = coef[0];
-    run(&j, stat_task);
-
-    const double n = (double)(N * S);
-    for (int64_t c = 0; c < C; c++) {
-        double s1, s2;
-        channel_sums(&j, c, &s1, &s2);
-        const double mean = coef[0][c] + s1 / n;
-        double var = (s2 - s1 * (s1 / n)) / n;
-        if (var < 0.0) var = 0.0;   /* rounding; NaN stays NaN */
-        const double rstd = 1.0 / sqrt(var + eps);
-        save_mean[c] = mean, save_rstd[c] = rstd, batch_var[c] = var;
-        coef[0][c] = mean;
-        coef[1][c] = rstd * param(weight, dtype, c, 1.0);
-        coef[2][c] = param(bias, dtype, c, 0.0);
-    }
-
-    /* Sweep 2: y = (x - mean)*(rstd*gamma) + beta. */
-    j.p[0] = coef[0], j.p[1] = coef[1], j.p[2] = coef[2];
-    run(&j, affine_task);
+    TRY(alloc_scratch(fn, &j));
+    j.in0 = x, j.out = y;
+    j.eps = eps, j.weight = weight, j.bias = bias;
+    j.save_mean = save_mean, j.save_rstd = save_rstd, j.batch_var = batch_var;
+    /* Sweep 1 sums x - shift, shift = the channel's first value; sweep 2 writes y. */
+    for (int64_t c = 0; c < C; c++) j.shift[c] = param(x, dtype, c * S, 0.0);
+    run_two_sweeps(&j, 1, stat_task, finish_forward, affine_task);
     free(j.sums);
     return MG_OK;
 }
 
-/* y = (x - 0)*scale + shift with the running statistics: one sweep. Also the
- * eval backward with scale = gamma*rstd and shift = 0. */
+/* y = x*scale + shift in one sweep, scale = gamma/sqrt(running_var + eps),
+ * shift = beta - running_mean*scale; with running_mean = beta = NULL it is
+ * the eval backward dx = dy*gamma/sqrt(running_var + eps). */
 static mg_status eval_scale_shift(const char *fn, int dtype, int64_t N, int64_t C, int64_t S,
                                   const void *x, const void *running_mean, const void *running_var,
                                   const void *weight, const void *bias, double eps, void *y) {
     bn_job j;
-    double *coef[4];
     plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
     j.nsums = 0;   /* no sums in this sweep */
-    TRY(alloc_scratch(fn, &j, coef));
+    TRY(alloc_scratch(fn, &j));
     for (int64_t c = 0; c < C; c++) {
         const double scale = param(weight, dtype, c, 1.0) / sqrt(param(running_var, dtype, c, 0.0) + eps);
-        coef[0][c] = 0.0;
-        coef[1][c] = scale;
-        coef[2][c] = param(bias, dtype, c, 0.0) - param(running_mean, dtype, c, 0.0) * scale;
+        set_param(&j, 0, c, 0.0);
+        set_param(&j, 1, c, scale);
+        set_param(&j, 2, c, param(bias, dtype, c, 0.0) - param(running_mean, dtype, c, 0.0) * scale);
     }
     j.in0 = x;
     j.out = y;
-    j.p[0] = coef[0], j.p[1] = coef[1], j.p[2] = coef[2];
     run(&j, affine_task);
     free(j.sums);
     return MG_OK;
@@ -303,6 +359,24 @@ mg_status mg_batch_norm_eval_backward(int dtype, int64_t N, int64_t C, int64_t S
     return eval_scale_shift(fn, dtype, N, C, S, dy, NULL, running_var, weight, NULL, eps, dx);
 }
 
+/* Backward, between the sweeps: dweight, dbias of channel c and the
+ * parameters of dx = k*dy + (c*(x - mean) + b). */
+static void finish_backward(const bn_job *j, int64_t c) {
+    double sum_dy, sum_dy_xmu;
+    channel_sums(j, c, &sum_dy, &sum_dy_xmu);
+    const double n = (double)(j->N * j->S);
+    const double rstd = j->rstd[c], mean = j->shift[c];
+    const double dgamma = sum_dy_xmu * rstd;   /* sum(dy*xhat) */
+    if (j->dweight) put(j->dweight, j->dtype, c, dgamma);
+    if (j->dbias) put(j->dbias, j->dtype, c, sum_dy);
+    const double k = param(j->weight, j->dtype, c, 1.0) * rstd, cf = -k * rstd * (dgamma / n);
+    const double hi = mean_hi(j, mean);
+    set_param(j, 0, c, k);
+    set_param(j, 1, c, cf);
+    set_param(j, 2, c, hi);
+    set_param(j, 3, c, -k * (sum_dy / n) - cf * (mean - hi));
+}
+
 mg_status mg_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S, const void *dy,
                                  const void *x, const double *save_mean, const double *save_rstd,
                                  const void *weight, void *dx, void *dweight, void *dbias) {
@@ -313,37 +387,13 @@ mg_status mg_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S, con
     REQUIRE(dy); REQUIRE(x); REQUIRE(save_mean); REQUIRE(save_rstd);
 
     bn_job j;
-    double *coef[4];
     plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
-    TRY(alloc_scratch(fn, &j, coef));
-    j.in0 = dy;
-    j.in1 = x;
-    j.out = dx;
-
-    /* Sweep 1: sum(dy) and sum(dy*(x - mean)). */
-    j.p[0] = save_mean;
-    run(&j, grad_task);
-
-    const double n = (double)(N * S);
-    for (int64_t c = 0; c < C; c++) {
-        double sum_dy, sum_dy_xmu;
-        channel_sums(&j, c, &sum_dy, &sum_dy_xmu);
-        const double rstd = save_rstd[c];
-        const double dgamma = sum_dy_xmu * rstd;   /* sum(dy*xhat) */
-        if (dweight) put(dweight, dtype, c, dgamma);
-        if (dbias) put(dbias, dtype, c, sum_dy);
-        const double k = param(weight, dtype, c, 1.0) * rstd;
-        coef[0][c] = k;
-        coef[1][c] = -k * rstd * (dgamma / n);
-        coef[2][c] = save_mean[c];
-        coef[3][c] = -k * (sum_dy / n);
-    }
-
-    /* Sweep 2: dx = k*dy + coef*(x - mean) + b. */
-    if (dx) {
-        j.p[0] = coef[0], j.p[1] = coef[1], j.p[2] = coef[2], j.p[3] = coef[3];
-        run(&j, dx_task);
-    }
+    TRY(alloc_scratch(fn, &j));
+    j.in0 = dy, j.in1 = x, j.out = dx;
+    j.weight = weight, j.rstd = save_rstd, j.dweight = dweight, j.dbias = dbias;
+    /* Sweep 1 sums dy and dy*(x - mean); sweep 2 writes dx. */
+    for (int64_t c = 0; c < C; c++) j.shift[c] = save_mean[c];
+    run_two_sweeps(&j, 2, grad_task, finish_backward, dx ? dx_task : NULL);
     free(j.sums);
     return MG_OK;
 }

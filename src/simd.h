@@ -8,7 +8,8 @@
  *   mg_vT_load(p)      p[0..LANES), p need not be aligned
  *   mg_vT_store(p, v)  p[0..LANES) = v, p need not be aligned
  *   mg_vT_add(x, y)    x + y
- *   mg_vf64_sub(x, y), mg_vf64_mul(x, y)   x - y, x * y
+ *   mg_vT_sub(x, y)    x - y
+ *   mg_vf64_mul(x, y)  x * y
  *   mg_vf64_load_f32(p)      MG_VF64_LANES floats p[0..) widened to double
  *   mg_vf64_store_f32(p, v)  v rounded to float into p[0..MG_VF64_LANES)
  *   mg_vT_fmadd(x, y, z)   x * y + z
@@ -69,6 +70,7 @@ MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { _mm512_storeu_pd(p, v); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return _mm512_add_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm512_fmadd_pd(x, y, z); }
 
+MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return _mm512_sub_ps(x, y); }
 MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return _mm512_sub_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return _mm512_mul_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
@@ -91,6 +93,7 @@ MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { _mm256_storeu_pd(p, v); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return _mm256_add_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm256_fmadd_pd(x, y, z); }
 
+MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return _mm256_sub_ps(x, y); }
 MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return _mm256_sub_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return _mm256_mul_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
@@ -113,6 +116,7 @@ MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { vst1q_f64(p, v); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return vaddq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return vfmaq_f64(z, x, y); }
 
+MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return vsubq_f32(x, y); }
 MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return vsubq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return vmulq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return vcvt_f64_f32(vld1_f32(p)); }
@@ -134,6 +138,7 @@ MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return *p; }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { *p = v; }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return x + y; }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return x * y + z; }
+MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return x - y; }
 MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return x - y; }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return x * y; }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return (double)*p; }

@@ -30,7 +30,9 @@ typedef void (*mg_sum_lanes_fn)(const void *x, int64_t n, double lanes[MG_SUM_LA
  * x is contiguous (N, C, S). "planes" kernels (S > 1) walk the values
  * [begin, end) of one channel, value i at x[(i / S) * stride + i % S] with
  * stride = C * S; "rows" kernels (S = 1) walk rows r < rows and channels
- * c < width at x[r * ld + c]. Per-channel coefficients are float64. */
+ * c < width at x[r * ld + c]. Sums and shifts are float64; the per-channel
+ * parameters p of the elementwise sweeps have x's dtype, parameter i of
+ * channel c at p[i * ps + c] (planes: c = 0). */
 typedef struct {
     /* sums[0] = sum(x - shift), sums[1] = sum((x - shift)^2) */
     void (*stat_planes)(const void *x, int64_t S, int64_t stride, int64_t begin, int64_t end,
@@ -38,21 +40,21 @@ typedef struct {
     /* sums[0] = sum(dy), sums[1] = sum(dy * (x - mean)) */
     void (*grad_planes)(const void *dy, const void *x, int64_t S, int64_t stride, int64_t begin,
                         int64_t end, double mean, double sums[2]);
-    /* y = (x - m) * a + b */
+    /* y = (x - m) * a + b, p = {m, a, b} */
     void (*affine_planes)(const void *x, void *y, int64_t S, int64_t stride, int64_t begin,
-                          int64_t end, double m, double a, double b);
-    /* dx = (k * dy + coef * (x - m)) + b */
+                          int64_t end, const void *p, int64_t ps);
+    /* dx = k * dy + (c * (x - m) + b), p = {k, c, m, b} */
     void (*dx_planes)(const void *dy, const void *x, void *dx, int64_t S, int64_t stride,
-                      int64_t begin, int64_t end, double k, double coef, double m, double b);
-    /* the same four, per channel c < width (s1, s2 written, not accumulated) */
+                      int64_t begin, int64_t end, const void *p, int64_t ps);
+    /* the same four per channel c < width (s1, s2 written, not accumulated) */
     void (*stat_rows)(const void *x, int64_t rows, int64_t width, int64_t ld, const double *shift,
                       double *s1, double *s2);
     void (*grad_rows)(const void *dy, const void *x, int64_t rows, int64_t width, int64_t ld,
                       const double *mean, double *s1, double *s2);
     void (*affine_rows)(const void *x, void *y, int64_t rows, int64_t width, int64_t ld,
-                        const double *m, const double *a, const double *b);
-    void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width, int64_t ld,
-                    const double *k, const double *coef, const double *m, const double *b);
+                        const void *p, int64_t ps);
+    void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width,
+                    int64_t ld, const void *p, int64_t ps);
 } mg_bn_kernels;
 
 /* One member per family; each family's kernel types sit in its own block. */
