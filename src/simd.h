@@ -1,5 +1,5 @@
 /* simd.h - the few vector operations kernels need, mapped onto the ISA the
- * including file is compiled for (each cpu/ kernel file is compiled once per ISA).
+ * including file is compiled for (each cpu/<family>.c is compiled once per ISA).
  *
  * For T in f32 (float) and f64 (double):
  *   mg_vT              a vector of MG_VT_LANES elements
@@ -8,6 +8,10 @@
  *   mg_vT_load(p)      p[0..LANES), p need not be aligned
  *   mg_vT_store(p, v)  p[0..LANES) = v, p need not be aligned
  *   mg_vT_add(x, y)    x + y
+ *   mg_vT_sub(x, y)    x - y
+ *   mg_vf64_mul(x, y)  x * y
+ *   mg_vf64_load_f32(p)      MG_VF64_LANES floats p[0..) widened to double
+ *   mg_vf64_store_f32(p, v)  v rounded to float into p[0..MG_VF64_LANES)
  *   mg_vT_fmadd(x, y, z)   x * y + z
  *   mg_T_fmadd(x, y, z)    the same on one scalar
  *
@@ -66,6 +70,11 @@ MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { _mm512_storeu_pd(p, v); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return _mm512_add_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm512_fmadd_pd(x, y, z); }
 
+MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return _mm512_sub_ps(x, y); }
+MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return _mm512_sub_pd(x, y); }
+MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return _mm512_mul_pd(x, y); }
+MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
 #elif defined(MG_SIMD_AVX2)
 #define MG_VF32_LANES 8
 #define MG_VF64_LANES 4
@@ -84,6 +93,11 @@ MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { _mm256_storeu_pd(p, v); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return _mm256_add_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm256_fmadd_pd(x, y, z); }
 
+MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return _mm256_sub_ps(x, y); }
+MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return _mm256_sub_pd(x, y); }
+MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return _mm256_mul_pd(x, y); }
+MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
 #elif defined(MG_SIMD_NEON)
 #define MG_VF32_LANES 4
 #define MG_VF64_LANES 2
@@ -102,6 +116,11 @@ MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { vst1q_f64(p, v); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return vaddq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return vfmaq_f64(z, x, y); }
 
+MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return vsubq_f32(x, y); }
+MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return vsubq_f64(x, y); }
+MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return vmulq_f64(x, y); }
+MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return vcvt_f64_f32(vld1_f32(p)); }
+MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { vst1_f32(p, vcvt_f32_f64(v)); }
 #else /* scalar: a "vector" of one element */
 #define MG_VF32_LANES 1
 #define MG_VF64_LANES 1
@@ -119,6 +138,11 @@ MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return *p; }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { *p = v; }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return x + y; }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return x * y + z; }
+MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return x - y; }
+MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return x - y; }
+MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return x * y; }
+MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return (double)*p; }
+MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { *p = (float)v; }
 #endif
 
 #endif /* MG_SIMD_H */

@@ -263,3 +263,101 @@ def _matmul_batched(a, b, out, batch_shape, accumulate):
     for size in batch_shape:
         batch *= size
     _mg_matmul(a, b, out, batch, sa, sb, accumulate)
+# ---- batch normalization ----
+# x is C-contiguous (N, C), (N, C, L) or (N, C, H, W), seen by the C kernels
+# as (N, C, S) with S the spatial size. weight/bias are (C,) of x's dtype or
+# None. The per-channel statistics (save_mean, save_rstd, batch_var) are
+# float64 for both dtypes: the kernels accumulate in float64 and backward then
+# sees the exact mean (this matters for inputs with a large offset).
+
+from ..errors import ShapeError  # noqa: E402  (kept inside this section)
+
+def _bn_input(x):
+    if x.ndim not in (2, 3, 4):
+        raise ShapeError(f"batch_norm: expected a 2-D, 3-D or 4-D input (N, C, ...), got shape {x.shape}")
+    return x if x.flags.c_contiguous else np.ascontiguousarray(x)
+
+
+def _bn_ncs(x):
+    s = 1
+    for n in x.shape[2:]:
+        s *= n
+    return x.shape[0], x.shape[1], s
+
+
+def _bn_param(p, x):
+    """A cffi pointer to an optional per-channel parameter of x's dtype, or NULL."""
+    if p is None:
+        return ffi.NULL
+    if p.shape != (x.shape[1],) or p.dtype != x.dtype:
+        raise ShapeError(f"batch_norm: expected a ({x.shape[1]},) {x.dtype} parameter, "
+                         f"got {p.shape} {p.dtype}")
+    return ffi.from_buffer(np.ascontiguousarray(p))
+
+
+def batch_norm_train_forward(x, weight, bias, eps):
+    """Training forward; returns (y, save_mean, save_rstd, batch_var), the last three
+    float64 (C,): the batch mean, 1/sqrt(var + eps) and the biased variance."""
+    x = _bn_input(x)
+    n, c, s = _bn_ncs(x)
+    y = empty(x.shape, x.dtype)
+    mean, rstd, var = np.empty(c), np.empty(c), np.empty(c)
+    status = lib.mg_batch_norm_train_forward(
+        DTYPE_CODES[x.dtype], n, c, s, ffi.from_buffer(x), _bn_param(weight, x), _bn_param(bias, x),
+        eps, ffi.from_buffer(y), ffi.from_buffer("double[]", mean), ffi.from_buffer("double[]", rstd),
+        ffi.from_buffer("double[]", var))
+    if status:
+        raise_status(status)
+    return y, mean, rstd, var
+
+
+def batch_norm_eval_forward(x, running_mean, running_var, weight, bias, eps):
+    """y = x*scale + shift with scale = weight/sqrt(running_var + eps),
+    shift = bias - running_mean*scale."""
+    x = _bn_input(x)
+    n, c, s = _bn_ncs(x)
+    y = empty(x.shape, x.dtype)
+    status = lib.mg_batch_norm_eval_forward(
+        DTYPE_CODES[x.dtype], n, c, s, ffi.from_buffer(x), _bn_param(running_mean, x),
+        _bn_param(running_var, x), _bn_param(weight, x), _bn_param(bias, x), eps, ffi.from_buffer(y))
+    if status:
+        raise_status(status)
+    return y
+
+
+def batch_norm_backward(dy, x, save_mean, save_rstd, weight, need_dx, need_dweight, need_dbias):
+    """Training backward; returns (dx, dweight, dbias), None where not needed."""
+    x = _bn_input(x)
+    dy = _bn_input(dy)
+    if dy.shape != x.shape or dy.dtype != x.dtype:
+        raise ShapeError(f"batch_norm_backward: dy {dy.shape} {dy.dtype} does not match x {x.shape} {x.dtype}")
+    n, c, s = _bn_ncs(x)
+    save_mean = np.ascontiguousarray(save_mean, np.float64)
+    save_rstd = np.ascontiguousarray(save_rstd, np.float64)
+    if save_mean.shape != (c,) or save_rstd.shape != (c,):
+        raise ShapeError(f"batch_norm_backward: expected ({c},) statistics, got {save_mean.shape} and {save_rstd.shape}")
+    dx = empty(x.shape, x.dtype) if need_dx else None
+    dweight = np.empty(c, x.dtype) if need_dweight else None
+    dbias = np.empty(c, x.dtype) if need_dbias else None
+    status = lib.mg_batch_norm_backward(
+        DTYPE_CODES[x.dtype], n, c, s, ffi.from_buffer(dy), ffi.from_buffer(x),
+        ffi.from_buffer("double[]", save_mean), ffi.from_buffer("double[]", save_rstd),
+        _bn_param(weight, x), ffi.NULL if dx is None else ffi.from_buffer(dx),
+        ffi.NULL if dweight is None else ffi.from_buffer(dweight),
+        ffi.NULL if dbias is None else ffi.from_buffer(dbias))
+    if status:
+        raise_status(status)
+    return dx, dweight, dbias
+
+
+def batch_norm_eval_backward(dy, running_var, weight, eps):
+    """dx = dy*weight/sqrt(running_var + eps)."""
+    dy = _bn_input(dy)
+    n, c, s = _bn_ncs(dy)
+    dx = empty(dy.shape, dy.dtype)
+    status = lib.mg_batch_norm_eval_backward(
+        DTYPE_CODES[dy.dtype], n, c, s, ffi.from_buffer(dy), _bn_param(running_var, dy),
+        _bn_param(weight, dy), eps, ffi.from_buffer(dx))
+    if status:
+        raise_status(status)
+    return dx

@@ -39,6 +39,36 @@ typedef struct {
     void (*small)(int64_t m, int64_t n, int64_t k, const void *a, int64_t ars, int64_t acs,
                   const void *b, int64_t brs, void *c, int64_t ldc, int accumulate);
 } mg_gemm_kernels;
+/* ---- batch normalization (cpu/batchnorm.c) ---------------------------------
+ * x is contiguous (N, C, S). "planes" kernels (S > 1) walk the values
+ * [begin, end) of one channel, value i at x[(i / S) * stride + i % S] with
+ * stride = C * S; "rows" kernels (S = 1) walk rows r < rows and channels
+ * c < width at x[r * ld + c]. Sums and shifts are float64; the per-channel
+ * parameters p of the elementwise sweeps have x's dtype, parameter i of
+ * channel c at p[i * ps + c] (planes: c = 0). */
+typedef struct {
+    /* sums[0] = sum(x - shift), sums[1] = sum((x - shift)^2) */
+    void (*stat_planes)(const void *x, int64_t S, int64_t stride, int64_t begin, int64_t end,
+                        double shift, double sums[2]);
+    /* sums[0] = sum(dy), sums[1] = sum(dy * (x - mean)) */
+    void (*grad_planes)(const void *dy, const void *x, int64_t S, int64_t stride, int64_t begin,
+                        int64_t end, double mean, double sums[2]);
+    /* y = (x - m) * a + b, p = {m, a, b} */
+    void (*affine_planes)(const void *x, void *y, int64_t S, int64_t stride, int64_t begin,
+                          int64_t end, const void *p, int64_t ps);
+    /* dx = k * dy + (c * (x - m) + b), p = {k, c, m, b} */
+    void (*dx_planes)(const void *dy, const void *x, void *dx, int64_t S, int64_t stride,
+                      int64_t begin, int64_t end, const void *p, int64_t ps);
+    /* the same four per channel c < width (s1, s2 written, not accumulated) */
+    void (*stat_rows)(const void *x, int64_t rows, int64_t width, int64_t ld, const double *shift,
+                      double *s1, double *s2);
+    void (*grad_rows)(const void *dy, const void *x, int64_t rows, int64_t width, int64_t ld,
+                      const double *mean, double *s1, double *s2);
+    void (*affine_rows)(const void *x, void *y, int64_t rows, int64_t width, int64_t ld,
+                        const void *p, int64_t ps);
+    void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width,
+                    int64_t ld, const void *p, int64_t ps);
+} mg_bn_kernels;
 
 /* One member per family; each family's kernel types sit in its own block. */
 typedef struct {
@@ -48,6 +78,8 @@ typedef struct {
     mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
     /* matmul */
     mg_gemm_kernels gemm[MG_NUM_DTYPES];
+    /* batchnorm */
+    mg_bn_kernels batchnorm[MG_NUM_DTYPES];
 } mg_kernel_table;
 
 /* The table of the active ISA (dispatch.c). */
@@ -64,7 +96,8 @@ extern const mg_kernel_table *mg_kernels;
 #define MG_KERNEL_FAMILIES(X) \
     X(elementwise)            \
     X(reduce)                 \
-    X(matmul)
+    X(matmul)                 \
+    X(batchnorm)
 
 #define MG_DECLARE_FAMILY(family) MG_DECLARE_FILL(mg_fill_##family)
 MG_KERNEL_FAMILIES(MG_DECLARE_FAMILY)
