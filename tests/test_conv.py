@@ -184,8 +184,8 @@ def test_errors():
     x = mg.zeros(2, 3, 5, 5)
     with pytest.raises(mg.ShapeError, match=r"input has 3 channels .* expects 4 input channels"):
         conv2d(x, mg.zeros(2, 4, 3, 3))
-    with pytest.raises(mg.ShapeError, match=r"kernel size 7x7 is larger than the padded input 7x7"):
-        conv2d(x, mg.zeros(2, 3, 7, 7), padding=1)
+    with pytest.raises(mg.ShapeError, match=r"kernel size 8x8 is larger than the padded input 7x7"):
+        conv2d(x, mg.zeros(2, 3, 8, 8), padding=1)
     with pytest.raises(mg.ShapeError, match=r"4-D input"):
         conv2d(mg.zeros(3, 5, 5), mg.zeros(2, 3, 3, 3))
     with pytest.raises(mg.ShapeError, match=r"weight must be a 4-D"):
@@ -208,8 +208,6 @@ def test_c_library_reports_errors_as_exceptions():
     x, w = np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 3, 3), np.float32)
     with pytest.raises(mg.ShapeError, match="mg_conv2d_forward: kernel 3x3 is larger than the padded input 2x2"):
         cpu.conv2d_forward(x, w, None, (1, 1), (0, 0))
-    with pytest.raises(ValueError, match="mg_conv2d_forward: bad window"):
-        cpu.conv2d_forward(x, w, None, (0, 1), (1, 1))
 
 
 def test_empty_batch():
