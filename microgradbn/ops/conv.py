@@ -22,7 +22,9 @@ _FLOATS = (float32, float64)
 
 def pair(value, name, op_name):
     """An int or a pair of ints as a (height, width) tuple."""
-    values = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    if isinstance(value, numbers.Integral):
+        value = (value, value)
+    values = tuple(value) if isinstance(value, (tuple, list)) else ()
     if len(values) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
         raise TypeError(f"{op_name}: {name} must be an int or a pair of ints, got {value!r}")
     return int(values[0]), int(values[1])
