@@ -17,7 +17,6 @@
  *
  * No loop here changes the order of a sum with the vector width: every ISA
  * gives the same bits (the GEMM is another matter, see api_matmul.c). */
-#include <math.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -114,8 +113,14 @@ static inline void inside_columns(int64_t q, int64_t s, int64_t p, int64_t w, in
     const int64_t x0 = max64((j) * (g)->sw - (g)->pw, 0);                               \
     const int64_t x1 = min64((j) * (g)->sw - (g)->pw + (g)->kw, (g)->w)
 
-/* The flat index y*w + x of the max of one window of plane, as PyTorch:
- * start from the first position, move on to a larger value or to any NaN. */
+/* Whether v takes over from the running max m: larger, or a NaN (PyTorch's
+ * rule). Both comparisons are evaluated (no branch: random data would
+ * mispredict half of them). */
+#define TAKES_OVER(v, m) (((v) > (m)) | ((v) != (v)))
+#define MAX_STEP(m, v) (TAKES_OVER(v, m) ? (v) : (m))
+
+/* The flat index y*w + x of the max of one window of plane: start from the
+ * first position, move on to a larger value or to any NaN. */
 #define DEFINE_WINDOW_ARGMAX(name, T)                                                  \
     static inline int64_t name(const mg_conv_geometry *g, const T *plane,               \
                                int64_t i, int64_t j) {                                  \
@@ -125,27 +130,28 @@ static inline void inside_columns(int64_t q, int64_t s, int64_t p, int64_t w, in
         for (int64_t y = y0; y < y1; y++)                                               \
             for (int64_t x = x0; x < x1; x++) {                                         \
                 const T v = plane[y * g->w + x];                                        \
-                if (v > max || isnan(v)) {                                              \
-                    max = v;                                                            \
-                    best = y * g->w + x;                                                \
-                }                                                                       \
+                const int take = TAKES_OVER(v, max);                                    \
+                max = take ? v : max;                                                   \
+                best = take ? y * g->w + x : best;                                      \
             }                                                                           \
         return best;                                                                    \
     }
 
-/* The common 2x2 window, stride 2, no padding: out[i,j] is the max of
- * a = x[2i, 2j], b = x[2i, 2j+1], c = x[2i+1, 2j], d = x[2i+1, 2j+1] in that
- * order, with the same rule as the general loop, written branch-free so that
- * the compiler vectorises along j. */
-#define MAX_STEP(m, v) ((v) > (m) || (v) != (v) ? (v) : (m))
+/* The common 2x2 window with stride 2 and no padding ("pairs"): output
+ * (i, j) looks at a = x[2i, 2j], b = x[2i, 2j+1], c = x[2i+1, 2j],
+ * d = x[2i+1, 2j+1] in that order, with the rule of the general loop,
+ * branch-free so that the compiler vectorises along j. The windows do not
+ * overlap, so backward writes every position of a window once. */
+static inline int is_pairs(const mg_conv_geometry *g) {
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
+}
 
 #define DEFINE_MAX_POOL_FORWARD(name, T, argmax)                                       \
     static void name(const mg_conv_geometry *g, const void *x_, void *out_) {           \
         const T *restrict x = x_;                                                       \
         T *restrict out = out_;                                                         \
         const int64_t hw = g->h * g->w, ohw = g->oh * g->ow;                            \
-        const int pairs = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 &&       \
-                          g->ph == 0 && g->pw == 0;                                     \
+        const int pairs = is_pairs(g);                                                  \
         for (int64_t c = 0; c < g->channels; c++) {                                     \
             const T *plane = x + c * hw;                                                \
             T *o = out + c * ohw;                                                       \
@@ -167,18 +173,47 @@ static inline void inside_columns(int64_t q, int64_t s, int64_t p, int64_t w, in
         }                                                                               \
     }
 
-/* dx = 0, then dx[argmax of window (i, j)] += dout[i, j] in (i, j) order. */
+/* dx = 0, then dx[argmax of window (i, j)] += dout[i, j] in (i, j) order.
+ * Pairs: each window's four positions get dout or 0; a last odd row or
+ * column, in no window, gets 0. */
 #define DEFINE_MAX_POOL_BACKWARD(name, T, argmax)                                      \
     static void name(const mg_conv_geometry *g, const void *x_, const void *dout_,      \
                      void *dx_) {                                                       \
         const T *restrict x = x_, *restrict dout = dout_;                               \
         T *restrict dx = dx_;                                                           \
         const int64_t hw = g->h * g->w, ohw = g->oh * g->ow;                            \
-        memset(dx, 0, (size_t)(g->channels * hw) * sizeof(T));                          \
-        for (int64_t c = 0; c < g->channels; c++)                                       \
-            for (int64_t i = 0; i < g->oh; i++)                                         \
-                for (int64_t j = 0; j < g->ow; j++)                                     \
-                    dx[c * hw + argmax(g, x + c * hw, i, j)] += dout[c * ohw + i * g->ow + j]; \
+        if (!is_pairs(g)) {                                                             \
+            memset(dx, 0, (size_t)(g->channels * hw) * sizeof(T));                      \
+            for (int64_t c = 0; c < g->channels; c++)                                   \
+                for (int64_t i = 0; i < g->oh; i++)                                     \
+                    for (int64_t j = 0; j < g->ow; j++)                                 \
+                        dx[c * hw + argmax(g, x + c * hw, i, j)] += dout[c * ohw + i * g->ow + j]; \
+            return;                                                                     \
+        }                                                                               \
+        for (int64_t c = 0; c < g->channels; c++) {                                     \
+            for (int64_t i = 0; i < g->oh; i++) {                                       \
+                const int64_t r = c * hw + 2 * i * g->w;                                \
+                const T *restrict x0 = x + r, *restrict x1 = x0 + g->w;                 \
+                T *restrict d0 = dx + r, *restrict d1 = d0 + g->w;                      \
+                const T *restrict grow = dout + c * ohw + i * g->ow;                    \
+                for (int64_t j = 0; j < g->ow; j++) {                                   \
+                    const T a = x0[2 * j], b = x0[2 * j + 1], cc = x1[2 * j], d = x1[2 * j + 1]; \
+                    const int tb = TAKES_OVER(b, a);                                    \
+                    const T m1 = tb ? b : a;                                            \
+                    const int tc = TAKES_OVER(cc, m1);                                  \
+                    const T m2 = tc ? cc : m1;                                          \
+                    const int td = TAKES_OVER(d, m2);                                   \
+                    const int arg = td ? 3 : tc ? 2 : tb ? 1 : 0;                       \
+                    const T gv = grow[j];                                               \
+                    d0[2 * j] = arg == 0 ? gv : (T)0;                                   \
+                    d0[2 * j + 1] = arg == 1 ? gv : (T)0;                               \
+                    d1[2 * j] = arg == 2 ? gv : (T)0;                                   \
+                    d1[2 * j + 1] = arg == 3 ? gv : (T)0;                               \
+                }                                                                       \
+                if (g->w & 1) d0[g->w - 1] = d1[g->w - 1] = 0;                          \
+            }                                                                           \
+            if (g->h & 1) memset(dx + c * hw + (g->h - 1) * g->w, 0, (size_t)g->w * sizeof(T)); \
+        }                                                                               \
     }
 
 /* out[i, j] = (sum of the window inside the image, in double) / (kh*kw) */
@@ -200,12 +235,31 @@ static inline void inside_columns(int64_t q, int64_t s, int64_t p, int64_t w, in
         }                                                                               \
     }
 
-/* dx = 0, then every position of window (i, j) += dout[i, j] / (kh*kw), in (i, j) order. */
+/* dx = 0, then every position of window (i, j) += dout[i, j] / (kh*kw), in
+ * (i, j) order. Windows that tile the image (stride = kernel, no padding)
+ * give each position one share at most: written row by row, no sums. */
 #define DEFINE_AVG_POOL_BACKWARD(name, T)                                              \
     static void name(const mg_conv_geometry *g, const void *dout_, void *dx_) {         \
         const T *restrict dout = dout_;                                                 \
         T *restrict dx = dx_;                                                           \
         const T count = (T)(g->kh * g->kw);                                             \
+        if (g->sh == g->kh && g->sw == g->kw && g->ph == 0 && g->pw == 0) {             \
+            for (int64_t c = 0; c < g->channels; c++)                                   \
+                for (int64_t y = 0; y < g->h; y++) {                                    \
+                    T *restrict row = dx + (c * g->h + y) * g->w;                       \
+                    const int64_t i = y / g->kh;                                        \
+                    int64_t x = 0;                                                      \
+                    if (i < g->oh) {                                                    \
+                        const T *restrict grow = dout + (c * g->oh + i) * g->ow;        \
+                        for (int64_t j = 0; j < g->ow; j++) {                           \
+                            const T share = grow[j] / count;                            \
+                            for (int64_t q = 0; q < g->kw; q++) row[x++] = share;       \
+                        }                                                               \
+                    }                                                                   \
+                    for (; x < g->w; x++) row[x] = 0;                                   \
+                }                                                                       \
+            return;                                                                     \
+        }                                                                               \
         memset(dx, 0, (size_t)(g->channels * g->h * g->w) * sizeof(T));                \
         for (int64_t c = 0; c < g->channels; c++) {                                     \
             T *plane = dx + c * g->h * g->w;                                            \
