@@ -117,11 +117,25 @@ static inline void inside_columns(int64_t q, int64_t s, int64_t p, int64_t w, in
  * rule). Both comparisons are evaluated (no branch: random data would
  * mispredict half of them). */
 #define TAKES_OVER(v, m) (((v) > (m)) | ((v) != (v)))
-#define MAX_STEP(m, v) (TAKES_OVER(v, m) ? (v) : (m))
+
+/* cond ? a : b on the bits, which compilers turn into blends (vectorised)
+ * where a floating-point ?: becomes a branch. */
+#define DEFINE_PICK(name, T, U)                                                        \
+    static inline T name(int cond, T a, T b) {                                          \
+        U ua, ub;                                                                       \
+        memcpy(&ua, &a, sizeof ua);                                                     \
+        memcpy(&ub, &b, sizeof ub);                                                     \
+        const U mask = (U)0 - (U)cond;                                                  \
+        ua = (ua & mask) | (ub & ~mask);                                                \
+        memcpy(&a, &ua, sizeof a);                                                      \
+        return a;                                                                       \
+    }
+DEFINE_PICK(pick_f32, float, uint32_t)
+DEFINE_PICK(pick_f64, double, uint64_t)
 
 /* The flat index y*w + x of the max of one window of plane: start from the
  * first position, move on to a larger value or to any NaN. */
-#define DEFINE_WINDOW_ARGMAX(name, T)                                                  \
+#define DEFINE_WINDOW_ARGMAX(name, T, pick)                                            \
     static inline int64_t name(const mg_conv_geometry *g, const T *plane,               \
                                int64_t i, int64_t j) {                                  \
         WINDOW(g, i, j);                                                                \
@@ -131,7 +145,7 @@ static inline void inside_columns(int64_t q, int64_t s, int64_t p, int64_t w, in
             for (int64_t x = x0; x < x1; x++) {                                         \
                 const T v = plane[y * g->w + x];                                        \
                 const int take = TAKES_OVER(v, max);                                    \
-                max = take ? v : max;                                                   \
+                max = pick(take, v, max);                                               \
                 best = take ? y * g->w + x : best;                                      \
             }                                                                           \
         return best;                                                                    \
@@ -146,7 +160,7 @@ static inline int is_pairs(const mg_conv_geometry *g) {
     return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0;
 }
 
-#define DEFINE_MAX_POOL_FORWARD(name, T, argmax)                                       \
+#define DEFINE_MAX_POOL_FORWARD(name, T, argmax, pick)                                 \
     static void name(const mg_conv_geometry *g, const void *x_, void *out_) {           \
         const T *restrict x = x_;                                                       \
         T *restrict out = out_;                                                         \
@@ -160,10 +174,11 @@ static inline int is_pairs(const mg_conv_geometry *g) {
                     const T *restrict r0 = plane + 2 * i * g->w, *restrict r1 = r0 + g->w; \
                     T *restrict orow = o + i * g->ow;                                   \
                     for (int64_t j = 0; j < g->ow; j++) {                               \
-                        T m = r0[2 * j];                                                \
-                        m = MAX_STEP(m, r0[2 * j + 1]);                                 \
-                        m = MAX_STEP(m, r1[2 * j]);                                     \
-                        orow[j] = MAX_STEP(m, r1[2 * j + 1]);                           \
+                        const T a = r0[2 * j], b = r0[2 * j + 1];                       \
+                        const T cc = r1[2 * j], d = r1[2 * j + 1];                      \
+                        const T m1 = pick(TAKES_OVER(b, a), b, a);                      \
+                        const T m2 = pick(TAKES_OVER(cc, m1), cc, m1);                  \
+                        orow[j] = pick(TAKES_OVER(d, m2), d, m2);                       \
                     }                                                                   \
                 } else {                                                                \
                     for (int64_t j = 0; j < g->ow; j++)                                 \
@@ -176,7 +191,7 @@ static inline int is_pairs(const mg_conv_geometry *g) {
 /* dx = 0, then dx[argmax of window (i, j)] += dout[i, j] in (i, j) order.
  * Pairs: each window's four positions get dout or 0; a last odd row or
  * column, in no window, gets 0. */
-#define DEFINE_MAX_POOL_BACKWARD(name, T, argmax)                                      \
+#define DEFINE_MAX_POOL_BACKWARD(name, T, argmax, pick)                                \
     static void name(const mg_conv_geometry *g, const void *x_, const void *dout_,      \
                      void *dx_) {                                                       \
         const T *restrict x = x_, *restrict dout = dout_;                               \
@@ -199,16 +214,14 @@ static inline int is_pairs(const mg_conv_geometry *g) {
                 for (int64_t j = 0; j < g->ow; j++) {                                   \
                     const T a = x0[2 * j], b = x0[2 * j + 1], cc = x1[2 * j], d = x1[2 * j + 1]; \
                     const int tb = TAKES_OVER(b, a);                                    \
-                    const T m1 = tb ? b : a;                                            \
+                    const T m1 = pick(tb, b, a);                                        \
                     const int tc = TAKES_OVER(cc, m1);                                  \
-                    const T m2 = tc ? cc : m1;                                          \
-                    const int td = TAKES_OVER(d, m2);                                   \
-                    const int arg = td ? 3 : tc ? 2 : tb ? 1 : 0;                       \
-                    const T gv = grow[j];                                               \
-                    d0[2 * j] = arg == 0 ? gv : (T)0;                                   \
-                    d0[2 * j + 1] = arg == 1 ? gv : (T)0;                               \
-                    d1[2 * j] = arg == 2 ? gv : (T)0;                                   \
-                    d1[2 * j + 1] = arg == 3 ? gv : (T)0;                               \
+                    const int td = TAKES_OVER(d, pick(tc, cc, m1));                     \
+                    const T gv = grow[j];      /* to the last position that took over */\
+                    d0[2 * j] = pick(!(tb | tc | td), gv, 0);                           \
+                    d0[2 * j + 1] = pick(tb & !tc & !td, gv, 0);                        \
+                    d1[2 * j] = pick(tc & !td, gv, 0);                                  \
+                    d1[2 * j + 1] = pick(td, gv, 0);                                    \
                 }                                                                       \
                 if (g->w & 1) d0[g->w - 1] = d1[g->w - 1] = 0;                          \
             }                                                                           \
@@ -277,9 +290,9 @@ static inline int is_pairs(const mg_conv_geometry *g) {
     DEFINE_IM2COL(im2col_##sfx, T)                                                      \
     DEFINE_COL2IM(col2im_##sfx, T)                                                      \
     DEFINE_ADD_BIAS(add_bias_##sfx, T)                                                  \
-    DEFINE_WINDOW_ARGMAX(window_argmax_##sfx, T)                                        \
-    DEFINE_MAX_POOL_FORWARD(max_pool_forward_##sfx, T, window_argmax_##sfx)             \
-    DEFINE_MAX_POOL_BACKWARD(max_pool_backward_##sfx, T, window_argmax_##sfx)           \
+    DEFINE_WINDOW_ARGMAX(window_argmax_##sfx, T, pick_##sfx)                            \
+    DEFINE_MAX_POOL_FORWARD(max_pool_forward_##sfx, T, window_argmax_##sfx, pick_##sfx) \
+    DEFINE_MAX_POOL_BACKWARD(max_pool_backward_##sfx, T, window_argmax_##sfx, pick_##sfx) \
     DEFINE_AVG_POOL_FORWARD(avg_pool_forward_##sfx, T)                                  \
     DEFINE_AVG_POOL_BACKWARD(avg_pool_backward_##sfx, T)
 
