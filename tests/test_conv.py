@@ -213,3 +213,62 @@ def test_c_library_reports_errors_as_exceptions():
 def test_empty_batch():
     out = conv2d(mg.zeros(0, 2, 4, 4, requires_grad=True), mg.zeros(3, 2, 3, 3, requires_grad=True), padding=1)
     assert out.shape == (0, 3, 4, 4)
+
+
+# ---- nn.Conv2d ---------------------------------------------------------------
+
+def _nn():
+    pytest.importorskip("microgradbn.nn.module")
+    from microgradbn.nn.conv import Conv2d
+
+    return Conv2d
+
+
+def test_module_init_follows_pytorch():
+    Conv2d = _nn()
+    mg.manual_seed(0)
+    layer = Conv2d(16, 32, 3, padding=1)
+    bound = 1 / np.sqrt(16 * 9)   # kaiming_uniform(a=sqrt(5)) gives 1/sqrt(fan_in), as the bias
+    assert layer.weight.shape == (32, 16, 3, 3) and layer.bias.shape == (32,)
+    assert layer.weight.dtype == np.float32 and layer.weight.requires_grad
+    for p in (layer.weight.data, layer.bias.data):
+        assert np.abs(p).max() <= bound and np.abs(p).max() > 0.9 * bound
+    assert abs(layer.weight.data.std() - bound / np.sqrt(3)) < 0.05 * bound   # the std of U(-b, b)
+    mg.manual_seed(0)
+    again = Conv2d(16, 32, 3, padding=1)
+    np.testing.assert_array_equal(layer.weight.data, again.weight.data)
+    np.testing.assert_array_equal(layer.bias.data, again.bias.data)
+    assert [name for name, _ in Conv2d(1, 2, 3, bias=False).named_parameters()] == ["weight"]
+
+
+def test_module_matches_torch_and_repr():
+    Conv2d = _nn()
+    torch = pytest.importorskip("torch")
+    for args, kwargs in (((1, 16, 3), {"padding": 1}), ((3, 5, (3, 2)), {"stride": 2, "bias": False}),
+                         ((4, 4, 1), {})):
+        ours, theirs = Conv2d(*args, **kwargs), torch.nn.Conv2d(*args, **kwargs)
+        assert repr(ours) == repr(theirs)
+        with torch.no_grad():
+            theirs.weight.copy_(torch.from_numpy(ours.weight.data))
+            if ours.bias is not None:
+                theirs.bias.copy_(torch.from_numpy(ours.bias.data))
+        x = np.random.default_rng(9).standard_normal((2, args[0], 9, 8)).astype(np.float32)
+        xt = torch.tensor(x, requires_grad=True)
+        want = theirs(xt)
+        want.sum().backward()
+        mx = mg.tensor(x, requires_grad=True)
+        out = ours(mx)
+        out.sum().backward()
+        np.testing.assert_allclose(out.data, want.detach().numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(mx.grad.data, xt.grad.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(ours.weight.grad.data, theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_module_argument_errors():
+    Conv2d = _nn()
+    with pytest.raises(ValueError, match="in_channels must be a positive int"):
+        Conv2d(0, 3, 3)
+    with pytest.raises(ValueError, match="must be positive"):
+        Conv2d(1, 3, 3, stride=0)
+    with pytest.raises(mg.ShapeError, match="input has 2 channels"):
+        Conv2d(3, 4, 3)(mg.zeros(1, 2, 5, 5))

@@ -184,3 +184,19 @@ def test_c_library_reports_errors_as_exceptions():
     x = np.zeros((1, 1, 4, 4), np.float32)
     with pytest.raises(ValueError, match="mg_max_pool2d_forward: padding 2x0 is more than half the kernel 2x2"):
         cpu.max_pool2d_forward(x, (2, 2), (2, 2), (2, 0))
+
+
+# ---- nn.MaxPool2d, nn.AvgPool2d -----------------------------------------------
+
+def test_modules():
+    pytest.importorskip("microgradbn.nn.module")
+    from microgradbn.nn.pooling import AvgPool2d, MaxPool2d
+
+    x = _data((2, 3, 9, 8), np.float64, seed=8)
+    for cls, fn in ((MaxPool2d, max_pool2d), (AvgPool2d, avg_pool2d)):
+        layer = cls(3, stride=2, padding=1)
+        assert repr(layer) == f"{cls.__name__}(kernel_size=3, stride=2, padding=1)"
+        assert list(layer.parameters()) == []
+        np.testing.assert_array_equal(layer(mg.tensor(x)).data, fn(mg.tensor(x), 3, 2, 1).data)
+    assert repr(MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0)"
+    assert MaxPool2d((2, 3)).stride == (2, 3)
