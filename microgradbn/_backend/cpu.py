@@ -361,3 +361,92 @@ def batch_norm_eval_backward(dy, running_var, weight, eps):
     if status:
         raise_status(status)
     return dx
+
+
+# ---- convolution and pooling ----
+# Arrays are NCHW; kernel, stride and padding are (height, width) pairs the
+# caller has checked (microgradbn/ops/conv.py and pool.py).
+
+def _window(kernel, stride, padding):
+    return ffi.new("mg_window2d_t *", (kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]))
+
+
+def pooled_size(size, kernel, stride, padding):
+    """Output (height, width) of a window sliding over an input of (height, width)."""
+    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding))
+
+
+def _buffer(array):
+    return ffi.from_buffer(np.ascontiguousarray(array))
+
+
+def conv2d_forward(x, weight, bias, stride, padding):
+    """out (N, C_out, OH, OW) = x (N, C_in, H, W) cross-correlated with
+    weight (C_out, C_in, kH, kW), plus bias (C_out,) or None."""
+    n, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    out = empty((n, c_out) + pooled_size((h, w), (kh, kw), stride, padding), x.dtype)
+    status = lib.mg_conv2d_forward(DTYPE_CODES[x.dtype], n, c_in, h, w, c_out, _window((kh, kw), stride, padding),
+                                   _buffer(x), _buffer(weight), ffi.NULL if bias is None else _buffer(bias),
+                                   ffi.from_buffer(out))
+    if status:
+        raise_status(status)
+    return out
+
+
+def conv2d_backward(x, weight, grad, stride, padding, want_x, want_weight, want_bias):
+    """(dx, dweight, dbias) of conv2d_forward given grad = dout; None where not wanted."""
+    n, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    dx = empty(x.shape, x.dtype) if want_x else None
+    dweight = empty(weight.shape, x.dtype) if want_weight else None
+    dbias = empty((c_out,), x.dtype) if want_bias else None
+    outputs = [ffi.NULL if a is None else ffi.from_buffer(a) for a in (dx, dweight, dbias)]
+    status = lib.mg_conv2d_backward(DTYPE_CODES[x.dtype], n, c_in, h, w, c_out,
+                                    _window((kh, kw), stride, padding), _buffer(x), _buffer(weight),
+                                    _buffer(grad), *outputs)
+    if status:
+        raise_status(status)
+    return dx, dweight, dbias
+
+
+def _pool_forward(c_function, x, kernel, stride, padding):
+    n, c, h, w = x.shape
+    out = empty((n, c) + pooled_size((h, w), kernel, stride, padding), x.dtype)
+    status = c_function(DTYPE_CODES[x.dtype], n, c, h, w, _window(kernel, stride, padding), _buffer(x),
+                        ffi.from_buffer(out))
+    if status:
+        raise_status(status)
+    return out
+
+
+def max_pool2d_forward(x, kernel, stride, padding):
+    """The max of each window (a NaN wins), (N, C, OH, OW)."""
+    return _pool_forward(lib.mg_max_pool2d_forward, x, kernel, stride, padding)
+
+
+def max_pool2d_backward(x, grad, kernel, stride, padding):
+    """dx: grad routed to each window's first maximum in x."""
+    n, c, h, w = x.shape
+    dx = empty(x.shape, x.dtype)
+    status = lib.mg_max_pool2d_backward(DTYPE_CODES[x.dtype], n, c, h, w, _window(kernel, stride, padding),
+                                        _buffer(x), _buffer(grad), ffi.from_buffer(dx))
+    if status:
+        raise_status(status)
+    return dx
+
+
+def avg_pool2d_forward(x, kernel, stride, padding):
+    """The window sums divided by kH*kW (padding counts as zeros), (N, C, OH, OW)."""
+    return _pool_forward(lib.mg_avg_pool2d_forward, x, kernel, stride, padding)
+
+
+def avg_pool2d_backward(shape, grad, kernel, stride, padding):
+    """dx of the given input shape: grad / (kH*kW) spread over each window."""
+    n, c, h, w = shape
+    dx = empty(shape, grad.dtype)
+    status = lib.mg_avg_pool2d_backward(DTYPE_CODES[grad.dtype], n, c, h, w, _window(kernel, stride, padding),
+                                        _buffer(grad), ffi.from_buffer(dx))
+    if status:
+        raise_status(status)
+    return dx

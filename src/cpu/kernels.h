@@ -69,6 +69,32 @@ typedef struct {
     void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width,
                     int64_t ld, const void *p, int64_t ps);
 } mg_bn_kernels;
+/* conv (cpu/conv.c): im2col/col2im for convolution (api_conv.c runs the
+ * GEMMs) and the pooling loops. One geometry describes images of shape
+ * (channels, h, w) and a window giving outputs of shape (oh, ow). */
+typedef struct {
+    int64_t channels, h, w;
+    int64_t kh, kw, sh, sw, ph, pw;    /* kernel, stride, padding */
+    int64_t oh, ow;
+} mg_conv_geometry;
+
+/* col ((channels*kh*kw) x (rows*ow)) = the windows of output rows
+ * [row0, row0 + rows) of one image x (channels, h, w); 0 outside the image. */
+typedef void (*mg_im2col_fn)(const mg_conv_geometry *g, int64_t row0, int64_t rows,
+                             const void *x, void *col);
+/* dx (channels, h, w) += each entry of col, laid out as for im2col, added
+ * at the position it was read from. */
+typedef void (*mg_col2im_fn)(const mg_conv_geometry *g, int64_t row0, int64_t rows,
+                             const void *col, void *dx);
+/* out (rows x cols) += bias[row] for every column. */
+typedef void (*mg_add_bias_fn)(int64_t rows, int64_t cols, const void *bias, void *out);
+/* Pooling of g->channels planes: out (channels, oh, ow) from x (channels, h, w). */
+typedef void (*mg_pool_forward_fn)(const mg_conv_geometry *g, const void *x, void *out);
+/* dx (channels, h, w) = dout routed to each window's max found in x (written). */
+typedef void (*mg_max_pool_backward_fn)(const mg_conv_geometry *g, const void *x,
+                                        const void *dout, void *dx);
+/* dx (channels, h, w) = dout spread evenly over each window (written). */
+typedef void (*mg_avg_pool_backward_fn)(const mg_conv_geometry *g, const void *dout, void *dx);
 
 /* One member per family; each family's kernel types sit in its own block. */
 typedef struct {
@@ -80,6 +106,14 @@ typedef struct {
     mg_gemm_kernels gemm[MG_NUM_DTYPES];
     /* batchnorm */
     mg_bn_kernels batchnorm[MG_NUM_DTYPES];
+    /* conv */
+    mg_im2col_fn im2col[MG_NUM_DTYPES];
+    mg_col2im_fn col2im[MG_NUM_DTYPES];
+    mg_add_bias_fn add_bias[MG_NUM_DTYPES];
+    mg_pool_forward_fn max_pool_forward[MG_NUM_DTYPES];
+    mg_max_pool_backward_fn max_pool_backward[MG_NUM_DTYPES];
+    mg_pool_forward_fn avg_pool_forward[MG_NUM_DTYPES];
+    mg_avg_pool_backward_fn avg_pool_backward[MG_NUM_DTYPES];
 } mg_kernel_table;
 
 /* The table of the active ISA (dispatch.c). */
@@ -97,7 +131,8 @@ extern const mg_kernel_table *mg_kernels;
     X(elementwise)            \
     X(reduce)                 \
     X(matmul)                 \
-    X(batchnorm)
+    X(batchnorm)              \
+    X(conv)
 
 #define MG_DECLARE_FAMILY(family) MG_DECLARE_FILL(mg_fill_##family)
 MG_KERNEL_FAMILIES(MG_DECLARE_FAMILY)
