@@ -130,8 +130,15 @@ class Function(Node):
 
     def connect(self, inputs, result):
         """Make self the grad_fn of result, with an edge to each input."""
-        self.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
-        self.next_functions = tuple((None if t is None else t._grad_node(), 0) for t in inputs)
+        needs, edges = [], []
+        for t in inputs:
+            if t is not None and t.requires_grad:
+                needs.append(True)
+                edges.append((t.grad_fn or t._grad_node(), 0))
+            else:
+                needs.append(False)
+                edges.append((None, 0))
+        self.needs_input_grad, self.next_functions = tuple(needs), tuple(edges)
         self.output_meta = (result.data.shape, result.data.dtype)
         result.requires_grad = True
         result.grad_fn = self

@@ -132,7 +132,7 @@ def handle(array):
 def binary_same(op, x, x_handle, y_handle):
     """x op y for C-contiguous x and y of one shape and float dtype, given
     their cached handles; returns the result and its handle."""
-    out = empty(x.shape, x.dtype)
+    out = np.empty(x.shape, x.dtype) if x.nbytes < LARGE_BYTES else empty(x.shape, x.dtype)
     out_handle = ffi.from_buffer(out)
     status = lib.mg_binary_contig(op, DTYPE_CODES[x.dtype], x.size, x_handle, y_handle, out_handle)
     if status:

@@ -37,8 +37,9 @@ def _min(x, dim=None, keepdim=False):
 
 _METHODS = {
     # operators
-    "__add__": add, "__radd__": lambda a, b: add(b, a), "__sub__": sub, "__rsub__": arithmetic.rsub,
-    "__mul__": mul, "__rmul__": lambda a, b: mul(b, a), "__truediv__": div,
+    "__add__": arithmetic.add_op, "__radd__": lambda a, b: add(b, a), "__sub__": sub,
+    "__rsub__": arithmetic.rsub, "__mul__": arithmetic.mul_op, "__rmul__": lambda a, b: mul(b, a),
+    "__truediv__": div,
     "__rtruediv__": arithmetic.rdiv, "__pow__": pow, "__rpow__": arithmetic.rpow, "__neg__": neg,
     "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
     "__getitem__": shape.getitem,

@@ -191,16 +191,33 @@ def _elementwise(cls, a, b):
         a, b = _operands(a, b)
     x, y = a.data, b.data
     dtype = x.dtype
-    if (x.shape == y.shape and dtype is y.dtype and dtype in _CODES
+    if (dtype is y.dtype and dtype in _CODES and x.shape == y.shape
             and x.flags.c_contiguous and y.flags.c_contiguous):
-        out, handle = cpu.binary_same(cls.op_code, x, a._storage_handle(), b._storage_handle())
-        result = Tensor._wrap(out, handle)
+        # inline Tensor._storage_handle and Tensor._wrap: this path is per-call overhead
+        x_handle = a._handle if a._handle_of is x else a._storage_handle()
+        y_handle = b._handle if b._handle_of is y else b._storage_handle()
+        out, handle = cpu.binary_same(cls.op_code, x, x_handle, y_handle)
+        result = _new(Tensor)
+        result.data, result._handle, result._handle_of = out, handle, out
         if (a.requires_grad or b.requires_grad) and _state.enabled:
             node = cls()
             node.setup(x, y)
             node.connect((a, b), result)
         return result
     return cls.apply(a, b)
+
+
+_new = object.__new__
+
+
+def add_op(a, b):
+    """a + b (Tensor.__add__; `add` also takes alpha)."""
+    return _elementwise(Add, a, b)
+
+
+def mul_op(a, b):
+    """a * b (Tensor.__mul__)."""
+    return _elementwise(Mul, a, b)
 
 
 def add(a, b, alpha=1):
