@@ -18,6 +18,7 @@ from .ops import (  # noqa: E402
     le, log, log_softmax, lt, mean, mul, ne, neg, permute, pow, relu, reshape, sigmoid, softmax,
     sqrt, squeeze, stack, sub, sum, tanh, transpose, unsqueeze, var, view, where,
 )
+from . import datasets  # noqa: E402
 from .tensor import Tensor, bool_, float32, float64, int64  # noqa: E402
 from .creation import (  # noqa: E402
     arange, empty, from_numpy, full, full_like, manual_seed, ones, ones_like, rand, rand_like,

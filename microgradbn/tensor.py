@@ -85,12 +85,12 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
-    def _wrap(cls, array, handle=None):
+    def _wrap(cls, array, requires_grad=False):
         """A tensor around an array an op just made (no checks, no copy)."""
         t = object.__new__(cls)
         t.data = array
-        if handle is not None:
-            t._handle, t._handle_of = handle, array
+        if requires_grad:
+            t.requires_grad = True
         return t
 
     def _storage_handle(self):
