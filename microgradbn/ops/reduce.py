@@ -128,7 +128,7 @@ class _Extreme(Function):
         x, out = self.saved_tensors
         mask = x == np.expand_dims(out, self.axes)
         count = np.sum(mask, axis=self.axes, keepdims=True)
-        share = _expand(grad, self.axes, True) / count.astype(grad.dtype)
+        share = _expand(grad, self.axes, self.keepdim) / count.astype(grad.dtype)
         return np.where(mask, share, grad.dtype.type(0))
 
 
