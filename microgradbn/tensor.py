@@ -323,7 +323,7 @@ class Tensor:
     def __setitem__(self, index, value):
         self._check_inplace()
         value = value.data if isinstance(value, Tensor) else value
-        self.data[_ops.shape_ops.plain_index(index)] = value
+        self.data[_ops.shape.plain_index(index)] = value
 
     __iadd__ = add_
     __isub__ = sub_
