@@ -59,9 +59,13 @@ def element_strides(array, shape):
     return [0] * pad + [0 if n == 1 else s // item for n, s in zip(array.shape, array.strides)]
 
 
-def binary(op, a, b, shape, dtype):
-    """a op b broadcast to shape, in dtype (a and b already have it)."""
-    out = empty(shape, dtype)
+def binary(op, a, b, shape, dtype, out=None):
+    """a op b broadcast to shape, in dtype (a and b already have it), into
+    out (C-contiguous) or a new array."""
+    if out is None:
+        out = empty(shape, dtype)
+    elif out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"binary: out must be C-contiguous {dtype} of shape {tuple(shape)}")
     code = DTYPE_CODES[out.dtype]
     if a.shape == b.shape == tuple(shape) and a.flags.c_contiguous and b.flags.c_contiguous:
         status = lib.mg_binary_contig(op, code, out.size, ffi.from_buffer(a), ffi.from_buffer(b),
@@ -149,10 +153,14 @@ def _contiguous(x):
     return x if x.flags.c_contiguous else np.ascontiguousarray(x)
 
 
-def unary(op, x):
-    """f(x) elementwise (an UNARY_* op); the result is C-contiguous."""
+def unary(op, x, out=None):
+    """f(x) elementwise (an UNARY_* op) into out (C-contiguous, x's shape and
+    dtype) or a new array."""
     x = _contiguous(x)
-    out = empty(x.shape, x.dtype)
+    if out is None:
+        out = empty(x.shape, x.dtype)
+    elif out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous:
+        raise ValueError(f"unary: out must be C-contiguous {x.dtype} of shape {x.shape}")
     status = lib.mg_unary(op, DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x), ffi.from_buffer(out))
     if status:
         raise_status(status)
