@@ -152,6 +152,66 @@ typedef enum { MG_REDUCE_SUM = 0, MG_REDUCE_MAX = 1, MG_REDUCE_MIN = 2 } mg_redu
  * thread count and SIMD path. */
 mg_status mg_reduce(int op, int dtype, int ndim, const int64_t *shape, const void *x,
                     const int64_t *strides, unsigned reduce_mask, void *out);
+/* ---- matrix multiplication --------------------------------------------- */
+
+/* Batched GEMM: for every t < batch,
+ *     C[t] = A[t] . B[t]          (accumulate == 0)
+ *     C[t] = C[t] + A[t] . B[t]   (accumulate != 0; useful for gradients)
+ * with A[t] m x k, B[t] k x n, C[t] m x n, all of dtype. Element addresses:
+ *     A[t](i,p) = a + t*a_batch_stride + i*a_row_stride + p*a_col_stride
+ *     B[t](p,j) = b + t*b_batch_stride + p*b_row_stride + j*b_col_stride
+ *     C[t](i,j) = c + t*c_batch_stride + i*c_row_stride + j
+ * in ELEMENTS. A and B strides may be anything (negative: reversed; a
+ * transposed matrix is just swapped strides; batch stride 0 broadcasts one
+ * matrix to every t). C's columns are contiguous, c_row_stride >= n (when
+ * m > 1) and c_batch_stride >= (m-1)*c_row_stride + n (when batch > 1):
+ * C elements never overlap, and C must not overlap A or B. k = 0 gives
+ * C = 0 (or leaves C as it is, with accumulate).
+ * float32 products are summed in float32 (like BLAS): expect a relative
+ * error growing like k * 2^-24. The order of the sum over p depends only on
+ * the shape and the SIMD path, never on the thread count: results are
+ * bitwise identical for any number of threads. */
+mg_status mg_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k,
+                    const void *a, int64_t a_batch_stride, int64_t a_row_stride, int64_t a_col_stride,
+                    const void *b, int64_t b_batch_stride, int64_t b_row_stride, int64_t b_col_stride,
+                    void *c, int64_t c_batch_stride, int64_t c_row_stride, int accumulate);
+/* ---- batch normalization ---- */
+
+/* x is a contiguous float32 or float64 tensor seen as (N, C, S): S = 1 for
+ * (N, C), L for (N, C, L), H*W for (N, C, H, W); channel c has n = N*S
+ * values. weight (gamma) and bias (beta) are (C,) of x's dtype, or NULL
+ * (gamma = 1, beta = 0). The per-channel statistics are float64 whatever the
+ * dtype, so backward sees the mean without rounding. Results do not depend
+ * on the thread count; the math is in docs/bn_backward.md.
+ *
+ * Training forward: mean = sum(x)/n, var = sum((x - mean)^2)/n (biased),
+ * rstd = 1/sqrt(var + eps), y = (x - mean)*rstd*gamma + beta. Writes y (like
+ * x), save_mean, save_rstd and batch_var (C,). Needs n > 1 and eps >= 0. */
+mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S,
+                                      const void *x, const void *weight, const void *bias,
+                                      double eps, void *y, double *save_mean,
+                                      double *save_rstd, double *batch_var);
+
+/* Eval forward: y = x*scale + shift, scale = gamma/sqrt(running_var + eps),
+ * shift = beta - running_mean*scale; running_* are (C,) of x's dtype. */
+mg_status mg_batch_norm_eval_forward(int dtype, int64_t N, int64_t C, int64_t S,
+                                     const void *x, const void *running_mean,
+                                     const void *running_var, const void *weight,
+                                     const void *bias, double eps, void *y);
+
+/* Training backward from dy (like x), x, and save_mean, save_rstd of the
+ * forward: dbias = sum(dy), dweight = sum(dy*xhat), xhat = (x - mean)*rstd,
+ * dx = (1/n)*rstd*(n*g - sum(g) - xhat*sum(g*xhat)), g = dy*gamma.
+ * dx, dweight, dbias may each be NULL (not wanted). */
+mg_status mg_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S,
+                                 const void *dy, const void *x, const double *save_mean,
+                                 const double *save_rstd, const void *weight,
+                                 void *dx, void *dweight, void *dbias);
+
+/* Eval backward: dx = dy*gamma/sqrt(running_var + eps). */
+mg_status mg_batch_norm_eval_backward(int dtype, int64_t N, int64_t C, int64_t S,
+                                      const void *dy, const void *running_var,
+                                      const void *weight, double eps, void *dx);
 
 /* MG_CDEF_END */
 

@@ -50,6 +50,49 @@ typedef void (*mg_reduce_lanes_fn)(const void *x, int64_t n, int64_t stride,
 /* acc[j] = acc[j] op x[j * stride] for j < n (a row added into a row of
  * float64 accumulators: the reduction over an outer axis). */
 typedef void (*mg_reduce_rows_fn)(const void *x, int64_t n, int64_t stride, double *acc);
+/* matmul (cpu/matmul.c): the per-ISA pieces of the blocked GEMM that
+ * api_matmul.c drives; shapes and layouts are documented there and in
+ * cpu/matmul_template.h. mc, nc are multiples of mr, nr. */
+typedef struct {
+    int mr, nr;          /* micro-tile: mr rows of C by nr columns */
+    int mc, kc, nc;      /* cache blocks: A block mc x kc (L2), B panel kc x nc (L3) */
+    void (*pack_a)(int64_t mc, int64_t kc, const void *a, int64_t rs, int64_t cs, void *ap);
+    void (*pack_b)(int64_t kc, int64_t nc, const void *b, int64_t rs, int64_t cs, void *bp);
+    void (*macro)(int64_t mc, int64_t nc, int64_t kc, const void *ap, const void *bp,
+                  void *c, int64_t ldc, int add);
+    void (*small)(int64_t m, int64_t n, int64_t k, const void *a, int64_t ars, int64_t acs,
+                  const void *b, int64_t brs, void *c, int64_t ldc, int accumulate);
+} mg_gemm_kernels;
+/* ---- batch normalization (cpu/batchnorm.c) ---------------------------------
+ * x is contiguous (N, C, S). "planes" kernels (S > 1) walk the values
+ * [begin, end) of one channel, value i at x[(i / S) * stride + i % S] with
+ * stride = C * S; "rows" kernels (S = 1) walk rows r < rows and channels
+ * c < width at x[r * ld + c]. Sums and shifts are float64; the per-channel
+ * parameters p of the elementwise sweeps have x's dtype, parameter i of
+ * channel c at p[i * ps + c] (planes: c = 0). */
+typedef struct {
+    /* sums[0] = sum(x - shift), sums[1] = sum((x - shift)^2) */
+    void (*stat_planes)(const void *x, int64_t S, int64_t stride, int64_t begin, int64_t end,
+                        double shift, double sums[2]);
+    /* sums[0] = sum(dy), sums[1] = sum(dy * (x - mean)) */
+    void (*grad_planes)(const void *dy, const void *x, int64_t S, int64_t stride, int64_t begin,
+                        int64_t end, double mean, double sums[2]);
+    /* y = (x - m) * a + b, p = {m, a, b} */
+    void (*affine_planes)(const void *x, void *y, int64_t S, int64_t stride, int64_t begin,
+                          int64_t end, const void *p, int64_t ps);
+    /* dx = k * dy + (c * (x - m) + b), p = {k, c, m, b} */
+    void (*dx_planes)(const void *dy, const void *x, void *dx, int64_t S, int64_t stride,
+                      int64_t begin, int64_t end, const void *p, int64_t ps);
+    /* the same four per channel c < width (s1, s2 written, not accumulated) */
+    void (*stat_rows)(const void *x, int64_t rows, int64_t width, int64_t ld, const double *shift,
+                      double *s1, double *s2);
+    void (*grad_rows)(const void *dy, const void *x, int64_t rows, int64_t width, int64_t ld,
+                      const double *mean, double *s1, double *s2);
+    void (*affine_rows)(const void *x, void *y, int64_t rows, int64_t width, int64_t ld,
+                        const void *p, int64_t ps);
+    void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width,
+                    int64_t ld, const void *p, int64_t ps);
+} mg_bn_kernels;
 
 /* One member per family; each family's kernel types sit in its own block. */
 typedef struct {
@@ -65,6 +108,10 @@ typedef struct {
     /* reductions over axes (in cpu/reduce.c) */
     mg_reduce_lanes_fn reduce_lanes[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];
     mg_reduce_rows_fn reduce_rows[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];
+    /* matmul */
+    mg_gemm_kernels gemm[MG_NUM_DTYPES];
+    /* batchnorm */
+    mg_bn_kernels batchnorm[MG_NUM_DTYPES];
 } mg_kernel_table;
 
 /* The table of the active ISA (dispatch.c). */
@@ -81,7 +128,9 @@ extern const mg_kernel_table *mg_kernels;
 #define MG_KERNEL_FAMILIES(X) \
     X(elementwise)            \
     X(reduce)                 \
-    X(unary)
+    X(unary)                  \
+    X(matmul)                 \
+    X(batchnorm)
 
 #define MG_DECLARE_FAMILY(family) MG_DECLARE_FILL(mg_fill_##family)
 MG_KERNEL_FAMILIES(MG_DECLARE_FAMILY)
