@@ -2,9 +2,10 @@
 subclass (autograd.py) with forward and backward side by side, plus the
 function users call (`mg.add`, `mg.exp`, ...). `install_methods` makes them
 Tensor methods and operators (`x.exp()`, `x + y`), as in PyTorch."""
-from . import arithmetic, compare, reduce, shape, softmax, unary
+from . import arithmetic, compare, matmul, reduce, shape, softmax, unary
 from .arithmetic import add, div, mul, neg, pow, sub
 from .compare import eq, ge, gt, le, lt, ne, where
+from .matmul import matmul
 from .reduce import amax, amin, argmax, argmin, mean, reduce_sum_array, sum, var
 from .shape import (cat, clone, contiguous, expand, flatten, permute, reshape, squeeze, stack,
                     transpose, unsqueeze, view)
@@ -12,7 +13,7 @@ from .softmax import log_softmax, softmax
 from .unary import abs, clamp, exp, log, relu, sigmoid, sqrt, tanh
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "eq", "ne", "lt", "le", "gt", "ge", "where",
+    "add", "sub", "mul", "div", "neg", "pow", "matmul", "eq", "ne", "lt", "le", "gt", "ge", "where",
     "sum", "mean", "var", "amax", "amin", "argmax", "argmin", "reduce_sum_array",
     "reshape", "view", "transpose", "permute", "unsqueeze", "squeeze", "flatten", "expand",
     "contiguous", "clone", "cat", "stack", "softmax", "log_softmax",
@@ -42,9 +43,9 @@ _METHODS = {
     "__truediv__": div,
     "__rtruediv__": arithmetic.rdiv, "__pow__": pow, "__rpow__": arithmetic.rpow, "__neg__": neg,
     "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
-    "__getitem__": shape.getitem,
+    "__getitem__": shape.getitem, "__matmul__": matmul, "__rmatmul__": lambda a, b: matmul(b, a),
     # arithmetic and maps
-    "add": add, "sub": sub, "mul": mul, "div": div, "neg": neg, "pow": pow,
+    "add": add, "sub": sub, "mul": mul, "div": div, "neg": neg, "pow": pow, "matmul": matmul,
     "exp": exp, "log": log, "sqrt": sqrt, "tanh": tanh, "sigmoid": sigmoid, "relu": relu,
     "abs": abs, "clamp": clamp, "clip": clamp,
     "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
