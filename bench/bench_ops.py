@@ -61,7 +61,8 @@ def elementwise(sizes, repeats, rows):
         emit({"bench": "copy", "n": n, "GB/s": round(copy_gbs, 2)}, rows)
         ta, tb, tout = (torch.from_numpy(v) for v in (a, b, out)) if torch is not None else (None,) * 3
         ma, mb = mg.from_numpy(a), mg.from_numpy(b)
-        ops = {  # name: (arrays touched, mg fresh, mg into out, numpy fresh, numpy into out, torch fresh, torch into out)
+        # name: (arrays touched, then fresh / into-out calls for mg, numpy and torch)
+        ops = {
             "add": (3, lambda: ma + mb, lambda: cpu.binary(cpu.OP_ADD, a, b, a.shape, a.dtype, out),
                     lambda: a + b, lambda: np.add(a, b, out=out),
                     lambda: ta + tb, lambda: torch.add(ta, tb, out=tout)),
@@ -105,7 +106,8 @@ def overhead(repeats, rows):
             timer = timeit.Timer(lambda: x + b)
             samples = sorted(timer.timeit(2000) / 2000 for _ in range(repeats))
             emit({"bench": "a+b overhead", "impl": who, "requires_grad": grad,
-                  "us_min": round(samples[0] * 1e6, 3), "us_median": round(statistics.median(samples) * 1e6, 3),
+                  "us_min": round(samples[0] * 1e6, 3),
+                  "us_median": round(statistics.median(samples) * 1e6, 3),
                   "us_max": round(samples[-1] * 1e6, 3)}, rows)
 
 

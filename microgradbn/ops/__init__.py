@@ -2,7 +2,7 @@
 subclass (autograd.py) with forward and backward side by side, plus the
 function users call (`mg.add`, `mg.exp`, ...). `install_methods` makes them
 Tensor methods and operators (`x.exp()`, `x + y`), as in PyTorch."""
-from . import arithmetic, compare, matmul, reduce, shape, softmax, unary
+from . import arithmetic, shape
 from .arithmetic import add, div, mul, neg, pow, sub
 from .compare import eq, ge, gt, le, lt, ne, where
 from .matmul import matmul
