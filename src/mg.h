@@ -108,6 +108,50 @@ mg_status mg_binary(int op, int dtype, int ndim, const int64_t *shape,
  * count or the SIMD path. *out has the dtype of x. */
 mg_status mg_sum(int dtype, const void *x, int64_t n, void *out);
 
+/* ---- unary maps (api_unary.c, cpu/unary.c) ------------------------------ */
+
+typedef enum {
+    MG_UNARY_EXP = 0,      /* exp(x)          float32: <= 1.5 ulp (own polynomial) */
+    MG_UNARY_LOG = 1,      /* log(x)          float32: <= 1 ulp */
+    MG_UNARY_SQRT = 2,     /* sqrt(x)         correctly rounded */
+    MG_UNARY_TANH = 3,     /* tanh(x)         float32: <= 1.5 ulp */
+    MG_UNARY_SIGMOID = 4,  /* 1 / (1 + exp(-x)), float32: <= 3 ulp */
+    MG_UNARY_RELU = 5,     /* max(x, 0), NaN stays NaN */
+    MG_UNARY_ABS = 6,      /* |x| */
+    MG_UNARY_NEG = 7       /* -x */
+} mg_unary_op;             /* float64 exp/log/tanh come from the C library */
+
+typedef enum {
+    MG_UNARY_GRAD_RELU = 0,     /* gx = g * (y > 0)       saved: y = relu(x) */
+    MG_UNARY_GRAD_SIGMOID = 1,  /* gx = g * y * (1 - y)   saved: y = sigmoid(x) */
+    MG_UNARY_GRAD_TANH = 2,     /* gx = g * (1 - y * y)   saved: y = tanh(x) */
+    MG_UNARY_GRAD_SQRT = 3,     /* gx = g / (2 y)         saved: y = sqrt(x) */
+    MG_UNARY_GRAD_ABS = 4       /* gx = g * sign(x)       saved: x */
+} mg_unary_grad_op;
+
+/* out[i] = f(x[i]) for i < n; x and out contiguous, same dtype (may alias). */
+mg_status mg_unary(int op, int dtype, int64_t n, const void *x, void *out);
+/* out[i] = the gradient of the op at i, from the saved array and grad. */
+mg_status mg_unary_backward(int op, int dtype, int64_t n, const void *saved,
+                            const void *grad, void *out);
+/* out[i] = min(max(x[i], lo), hi) (-INFINITY / INFINITY for no bound). */
+mg_status mg_clamp(int dtype, int64_t n, const void *x, double lo, double hi, void *out);
+/* out[i] = grad[i] where lo <= x[i] <= hi, else 0. */
+mg_status mg_clamp_backward(int dtype, int64_t n, const void *x, const void *grad,
+                            double lo, double hi, void *out);
+
+/* ---- reductions over axes (api_reduce.c) --------------------------------- */
+
+typedef enum { MG_REDUCE_SUM = 0, MG_REDUCE_MAX = 1, MG_REDUCE_MIN = 2 } mg_reduce_op;
+
+/* out = op of x over the axes d with bit (1 << d) set in reduce_mask. x has
+ * shape[ndim] and element strides (any sign, 0 = broadcast); out is
+ * contiguous with the kept axes in order. float32 sums accumulate in
+ * float64; max/min give NaN if any element is NaN; max/min over an empty
+ * axis is MG_ERR_SHAPE, a sum over one is 0. Bitwise the same for any
+ * thread count and SIMD path. */
+mg_status mg_reduce(int op, int dtype, int ndim, const int64_t *shape, const void *x,
+                    const int64_t *strides, unsigned reduce_mask, void *out);
 /* ---- matrix multiplication --------------------------------------------- */
 
 /* Batched GEMM: for every t < batch,

@@ -26,6 +26,30 @@ typedef void (*mg_binary_loop_fn)(int64_t n, const void *a, int64_t sa,
  * float64 running sums, so the result is the same for every vector width. */
 typedef void (*mg_sum_lanes_fn)(const void *x, int64_t n, double lanes[MG_SUM_LANES]);
 
+/* ---- unary (cpu/unary.c) ----------------------------------------------- */
+#define MG_NUM_UNARY_OPS 8
+#define MG_NUM_UNARY_GRADS 5
+/* out[i] = f(x[i]) for i < n, contiguous. */
+typedef void (*mg_unary_loop_fn)(int64_t n, const void *x, void *out);
+/* out[i] = f'(saved[i]) * g[i]: the fused backward of relu, sigmoid, tanh,
+ * sqrt (saved = the op's output) and abs (saved = its input). */
+typedef void (*mg_unary_grad_fn)(int64_t n, const void *saved, const void *g, void *out);
+/* out[i] = min(max(x[i], lo), hi). */
+typedef void (*mg_clamp_fn)(int64_t n, const void *x, double lo, double hi, void *out);
+/* out[i] = g[i] if lo <= x[i] <= hi else 0. */
+typedef void (*mg_clamp_grad_fn)(int64_t n, const void *x, const void *g, double lo, double hi,
+                                 void *out);
+
+/* ---- reductions over axes (cpu/reduce.c) --------------------------------- */
+#define MG_NUM_REDUCE_OPS 3
+/* lanes[i % 8] = lanes[i % 8] op x[i * stride] for i < n: sum adds in float64,
+ * max/min propagate NaN. The lane of each element is fixed, so every ISA and
+ * every stride gives the same bits. */
+typedef void (*mg_reduce_lanes_fn)(const void *x, int64_t n, int64_t stride,
+                                   double lanes[MG_SUM_LANES]);
+/* acc[j] = acc[j] op x[j * stride] for j < n (a row added into a row of
+ * float64 accumulators: the reduction over an outer axis). */
+typedef void (*mg_reduce_rows_fn)(const void *x, int64_t n, int64_t stride, double *acc);
 /* matmul (cpu/matmul.c): the per-ISA pieces of the blocked GEMM that
  * api_matmul.c drives; shapes and layouts are documented there and in
  * cpu/matmul_template.h. mc, nc are multiples of mr, nr. */
@@ -102,6 +126,14 @@ typedef struct {
     mg_binary_loop_fn binary[MG_NUM_BINARY_OPS][MG_NUM_DTYPES];
     /* reduce */
     mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
+    /* unary */
+    mg_unary_loop_fn unary[MG_NUM_UNARY_OPS][MG_NUM_DTYPES];
+    mg_unary_grad_fn unary_grad[MG_NUM_UNARY_GRADS][MG_NUM_DTYPES];
+    mg_clamp_fn clamp[MG_NUM_DTYPES];
+    mg_clamp_grad_fn clamp_grad[MG_NUM_DTYPES];
+    /* reductions over axes (in cpu/reduce.c) */
+    mg_reduce_lanes_fn reduce_lanes[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];
+    mg_reduce_rows_fn reduce_rows[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];
     /* matmul */
     mg_gemm_kernels gemm[MG_NUM_DTYPES];
     /* batchnorm */
@@ -130,6 +162,7 @@ extern const mg_kernel_table *mg_kernels;
 #define MG_KERNEL_FAMILIES(X) \
     X(elementwise)            \
     X(reduce)                 \
+    X(unary)                  \
     X(matmul)                 \
     X(batchnorm)              \
     X(conv)
