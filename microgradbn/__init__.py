@@ -10,14 +10,18 @@ from ._backend import cpu as _cpu
 _cpu.init()  # a bad MGBN_SIMD or MGBN_NUM_THREADS is reported here, at import
 
 from . import autograd  # noqa: E402
+from . import graph  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .errors import BackendError, DTypeError, InternalError, ShapeError  # noqa: E402
 from .ops import add, div, mul, neg, sub, sum  # noqa: E402
+from . import datasets  # noqa: E402
 from .tensor import Tensor, bool_, float32, float64, int64  # noqa: E402
 from .creation import (  # noqa: E402
     arange, empty, from_numpy, full, full_like, manual_seed, ones, ones_like, rand, rand_like,
     randn, randn_like, tensor, zeros, zeros_like,
 )
+from . import nn, optim  # noqa: E402
+from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 

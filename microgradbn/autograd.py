@@ -111,8 +111,9 @@ class Function(Node):
         return result
 
     def _release(self):
-        self.saved_tensors = ()
-        self._freed = True
+        if self.saved_tensors:
+            self.saved_tensors = ()
+            self._freed = True
 
     def _run_backward(self, grad):
         if self._freed:
@@ -143,14 +144,19 @@ def topological_order(root):
     return order
 
 
+# While mg.graph.trace() records, the object it set here: the engine calls
+# begin(order) once per backward, then run(node, grad) in place of node._run_backward.
+_trace = None
+
+
 def run_backward(tensor, gradient, retain_graph=False):
     """Backpropagate `gradient` (an array shaped like tensor) from tensor."""
-    root = tensor.grad_fn
-    if root is None:
-        tensor._accumulate_grad(gradient)
-        return
+    root = tensor._grad_node()  # a leaf's AccumulateGrad: its hooks run too
     grads = {id(root): gradient}
-    for node in topological_order(root):
+    order = topological_order(root)
+    if _trace is not None:
+        _trace.begin(order)
+    for node in order:
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
@@ -164,7 +170,7 @@ def run_backward(tensor, gradient, retain_graph=False):
             kept = ref()
             if kept is not None:
                 kept._set_retained_grad(grad)
-        input_grads = node._run_backward(grad)
+        input_grads = node._run_backward(grad) if _trace is None else _trace.run(node, grad)
         if not retain_graph:
             node._release()
         for (next_node, _), input_grad in zip(node.next_functions, input_grads):

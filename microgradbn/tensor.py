@@ -302,7 +302,15 @@ class _GradHook:
         result = self.hook(Tensor._wrap(grad))
         if result is None:
             return None
-        return result.data if isinstance(result, Tensor) else np.asarray(result, dtype=grad.dtype)
+        new = result.data if isinstance(result, Tensor) else np.asarray(result, dtype=grad.dtype)
+        name = getattr(self.hook, "__name__", type(self.hook).__name__)
+        if new.shape != grad.shape:
+            raise RuntimeError(f"hook '{name}' has changed the size of value "
+                               f"(was {grad.shape}, got {new.shape})")
+        if new.dtype != grad.dtype:
+            raise RuntimeError(f"hook '{name}' has changed the type of value "
+                               f"(was {grad.dtype}, got {new.dtype})")
+        return new
 
 
 class _RemovableHandle:

@@ -39,6 +39,8 @@ def empty(shape, dtype):
     nbytes = count * dtype.itemsize
     if nbytes < LARGE_BYTES:
         return np.empty(shape, dtype)
+    if nbytes >= 1 << 62:  # more than any machine has, and more than a size_t may hold
+        raise MemoryError(f"cannot allocate {nbytes} bytes for a tensor of shape {tuple(shape)}")
     out = ffi.new("void **")
     status = lib.mg_alloc(nbytes, out)
     if status:
