@@ -33,36 +33,41 @@ class BatchNorm(Function):
     """The fused node: inputs (x, weight, bias); weight and bias may be None."""
 
     def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps):
-        self.in_shape, self.training = x.shape, training
+        self.in_shape, self.training, self.eps = x.shape, training, eps
+        self.has_weight, self.has_bias = weight is not None, bias is not None
         x3 = _as_kernel_layout(x)
         if training:
+            # mean, rstd and batch_var are float64 (C,) for both dtypes
             y, mean, rstd, batch_var = cpu.batch_norm_train_forward(x3, weight, bias, eps)
             if running_mean is not None:
                 n = x.size // x.shape[1]
                 running_mean *= 1.0 - momentum
                 running_mean += momentum * mean
                 running_var *= 1.0 - momentum
-                running_var += momentum * (batch_var * (n / (n - 1)))
+                running_var += momentum * n / (n - 1) * batch_var
+            self.save_for_backward(x3, weight, mean, rstd)
         else:
             y = cpu.batch_norm_eval_forward(x3, running_mean, running_var, weight, bias, eps)
-            mean = running_mean.copy()  # the running statistics may change before backward
-            rstd = (1.0 / np.sqrt(running_var.astype(np.float64) + eps)).astype(x.dtype)
-        self.save_for_backward(x3, weight, mean, rstd)
+            # copies: the running statistics may change before backward runs
+            mean = running_mean.astype(np.float64)
+            var = running_var.astype(np.float64)
+            self.save_for_backward(x3, weight, mean, 1.0 / np.sqrt(var + eps), running_var.copy())
         return y.reshape(x.shape)
 
     def backward(self, grad):
-        x3, weight, mean, rstd = self.saved_tensors
+        x3, weight, mean, rstd = self.saved_tensors[:4]
         need_dx, need_dweight, need_dbias = self.needs_input_grad
         dy = np.ascontiguousarray(grad).reshape(x3.shape)
         if self.training:
             dx, dweight, dbias = cpu.batch_norm_backward(
                 dy, x3, mean, rstd, weight, need_dx, need_dweight, need_dbias)
         else:
-            # mean and rstd are constants here: the per-channel sums are the
-            # same as in training, but dx is only the scale dy * weight * rstd.
+            # mean and rstd are constants here: dweight and dbias are the same
+            # sums as in training, and dx is only the scale dy * weight * rstd.
             _, dweight, dbias = cpu.batch_norm_backward(
                 dy, x3, mean, rstd, weight, False, need_dweight, need_dbias)
-            dx = cpu.batch_norm_eval_backward_from_rstd(dy, rstd, weight) if need_dx else None
+            running_var = self.saved_tensors[4]
+            dx = cpu.batch_norm_eval_backward(dy, running_var, weight, self.eps) if need_dx else None
         return (None if dx is None else dx.reshape(self.in_shape)), dweight, dbias
 
     def name(self):
