@@ -11,3 +11,6 @@ __all__ = [
     "Module", "Parameter", "Linear", "BatchNorm1d", "BatchNorm2d", "Flatten", "Sequential", "ReLU", "Tanh", "Sigmoid", "Dropout",
     "CrossEntropyLoss", "MSELoss", "NLLLoss", "functional", "init",
 ]
+from .conv import Conv2d  # noqa: E402
+from .pooling import AvgPool2d, MaxPool2d  # noqa: E402
+__all__ += ["Conv2d", "MaxPool2d", "AvgPool2d"]
