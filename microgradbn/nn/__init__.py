@@ -1,21 +1,16 @@
 """Neural network layers, losses and the Module base class (as torch.nn)."""
 from . import functional, init
 from .activation import Dropout, ReLU, Sigmoid, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import Sequential
+from .conv import Conv2d
 from .linear import Flatten, Linear
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter
-
-try:  # BatchNorm1d/2d arrive with branch bn; this guard goes once it is merged
-    from .batchnorm import BatchNorm1d, BatchNorm2d
-except ModuleNotFoundError as error:
-    if error.name != __name__ + ".batchnorm":
-        raise
+from .pooling import AvgPool2d, MaxPool2d
 
 __all__ = [
     "Module", "Parameter", "Linear", "Flatten", "Sequential", "ReLU", "Tanh", "Sigmoid", "Dropout",
+    "BatchNorm1d", "BatchNorm2d", "Conv2d", "MaxPool2d", "AvgPool2d",
     "CrossEntropyLoss", "MSELoss", "NLLLoss", "functional", "init",
 ]
-from .conv import Conv2d  # noqa: E402
-from .pooling import AvgPool2d, MaxPool2d  # noqa: E402
-__all__ += ["Conv2d", "MaxPool2d", "AvgPool2d"]

@@ -7,6 +7,8 @@ NumPy arrays), so a layer costs one graph node, not a chain of primitives:
     relu/tanh/sigmoid, dropout, flatten
     cross_entropy  log-softmax and NLL in one node;   backward: softmax - onehot
     nll_loss, mse_loss
+    batch_norm     the fused BN node (microgradbn/ops/batchnorm.py); and
+    batch_norm_primitives, the same BN as the paper's graph of primitive ops
 
 Names and argument orders follow torch.nn.functional.
 """
@@ -17,6 +19,7 @@ from .._backend import cpu
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
 from ..ops import reduce_sum_array
+from ..ops.batchnorm import batch_norm, batch_norm_primitives  # noqa: F401  (public here)
 from ..tensor import Tensor, _to_array, float32, float64
 
 _FLOATS = (float32, float64)
