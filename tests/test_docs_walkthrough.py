@@ -30,25 +30,12 @@ def blocks():
     return pairs
 
 
-def missing_features():
-    """What the walkthrough's network part needs that this checkout lacks."""
-    if importlib.util.find_spec("microgradbn.nn") is None:
-        return ["microgradbn.nn"]
-    import microgradbn.nn as nn
-
-    needed = {"nn.BatchNorm1d": hasattr(nn, "BatchNorm1d"),
-              "F.batch_norm_primitives": hasattr(nn.functional, "batch_norm_primitives")}
-    return [name for name, present in needed.items() if not present]
-
-
 def test_walkthrough_blocks_run_in_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "walkthrough"}
     pairs = blocks()
     assert len(pairs) >= 10
     for number, (code, expected) in enumerate(pairs, 1):
-        if "microgradbn.nn" in code and missing_features():
-            pytest.skip(f"blocks {number}.. of the walkthrough need {missing_features()} (not merged yet)")
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             exec(compile(code, f"{WALKTHROUGH.name}, python block {number}", "exec"), namespace)
@@ -66,7 +53,7 @@ def test_pictures_shown_exist_and_the_script_makes_them(tmp_path):
     assert sorted(script.PICTURES) == sorted(set(shown))
     if shutil.which("dot") is None:
         pytest.skip("Graphviz `dot` not installed: the pictures were not remade")
-    names = [n for n in script.PICTURES if not n.startswith("mlp") or not missing_features()]
+    names = list(script.PICTURES)
     script.main(names, out=tmp_path)
     for name in names:
         assert (tmp_path / f"{name}.svg").read_text().count("<svg") == 1

@@ -3,12 +3,10 @@ import json
 
 import pytest
 
-from microgradbn import nn
 from microgradbn.experiments import figure1
 
 
 
-@pytest.mark.skipif(not hasattr(nn, "BatchNorm1d"), reason="needs nn.BatchNorm1d (branch bn)")
 def test_tiny_figure1_writes_data_and_plot_or_says_why(tmp_path, capsys):
     assert figure1.main(["--steps", "12", "--eval-every", "5", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

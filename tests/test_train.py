@@ -8,20 +8,19 @@ import microgradbn as mg
 from microgradbn import nn, optim, train
 from microgradbn.datasets import load_mnist
 
-HAS_BN = hasattr(nn, "BatchNorm1d")
 
 
 def test_main_short_run_prints_progress_and_saves(tmp_path, capsys):
     path = tmp_path / "mlp.npz"
     argv = ["--epochs", "1", "--train-size", "512", "--batch-size", "32", "--threads", "1",
-            "--save", str(path)] + ([] if HAS_BN else ["--no-bn"])
+            "--save", str(path)]
     assert train.main(argv) == 0
     out, err = capsys.readouterr()
     assert re.search(r"epoch   1  train loss \d\.\d{4}  acc \d\.\d{4}  \|  test loss \d\.\d{4}  acc \d\.\d{4}", out)
     match = re.search(r"final test accuracy ([\d.]+)%  \|  16 steps in [\d.]+ s of training \(\d+ steps/s\)", out)
     assert match and float(match.group(1)) > 20  # 16 steps already beat chance (10%)
     assert "epoch 1/1" in err  # the progress bar (tqdm's or the built-in one) was drawn
-    model = train.build_mlp(HAS_BN)
+    model = train.build_mlp(True)
     model.load_state_dict(mg.load(path))  # strict: every key and shape of the saved file fits
 
 
@@ -65,8 +64,7 @@ def _mlp(bn, backend):
     return backend.Sequential(*layers)
 
 
-@pytest.mark.parametrize("bn", [pytest.param(True, marks=pytest.mark.skipif(
-    not HAS_BN, reason="needs nn.BatchNorm1d (branch bn)")), False])
+@pytest.mark.parametrize("bn", [True, False])
 @pytest.mark.parametrize("name, kwargs", [
     ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=1e-3)),
     ("Adam", dict(lr=1e-3, weight_decay=1e-4)),

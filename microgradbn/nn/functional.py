@@ -27,8 +27,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 # a @ b for 2-D arrays, either of which may be a transposed view: the backend's
-# GEMM (read through strides, no copy) once branch gemm is merged, NumPy's until then.
-_matmul = getattr(cpu, "matmul", np.matmul)
+# GEMM reads them through their strides, no copy.
+_matmul = cpu.matmul
 
 
 # ---- linear ---------------------------------------------------------------
