@@ -120,6 +120,8 @@ class Function(Node):
     def apply(cls, *inputs, **options):
         node = cls()
         out = node.forward(*[None if t is None else t.data for t in inputs], **options)
+        if _anomaly is not None:
+            _anomaly.forward(node, inputs, out)
         result = _tensor.Tensor._wrap(out)
         if _state.enabled:
             for t in inputs:
@@ -185,6 +187,8 @@ def accumulate(total, grad):
 # While mg.graph.trace() records, the object it set here: the engine calls
 # begin(order) once per backward, then run(node, grad) in place of node._run_backward.
 _trace = None
+# While mg.autograd.detect_anomaly() is on, the checker it set here (anomaly.py).
+_anomaly = None
 
 
 def run_backward(tensor, gradient, retain_graph=False):
@@ -209,6 +213,8 @@ def run_backward(tensor, gradient, retain_graph=False):
             if kept is not None:
                 kept._set_retained_grad(grad)
         input_grads = node._run_backward(grad) if _trace is None else _trace.run(node, grad)
+        if _anomaly is not None:
+            _anomaly.backward(node, input_grads)
         if not retain_graph:
             node._release()
         for (next_node, _), input_grad in zip(node.next_functions, input_grads):
@@ -233,3 +239,4 @@ def unbroadcast(grad, shape):
 
 from . import tensor as _tensor  # noqa: E402  (tensor.py imports this module first)
 from .gradcheck import gradcheck  # noqa: E402,F401
+from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: E402,F401
