@@ -16,6 +16,7 @@ directly. Each op's `setup` records what its backward needs, for both paths.
 """
 import numpy as np
 
+from .. import autograd
 from .._backend import cpu
 from ..autograd import Function, _state, unbroadcast
 from ..errors import ShapeError
@@ -192,7 +193,7 @@ def _elementwise(cls, a, b):
     x, y = a.data, b.data
     dtype = x.dtype
     if (dtype is y.dtype and dtype in _CODES and x.shape == y.shape
-            and x.flags.c_contiguous and y.flags.c_contiguous):
+            and x.flags.c_contiguous and y.flags.c_contiguous and autograd._anomaly is None):
         # inline Tensor._storage_handle and Tensor._wrap: this path is per-call overhead
         x_handle = a._handle if a._handle_of is x else a._storage_handle()
         y_handle = b._handle if b._handle_of is y else b._storage_handle()
