@@ -167,6 +167,18 @@ class Tensor:
     def __array__(self, dtype=None, copy=None):
         return self.data if dtype is None else self.data.astype(dtype)
 
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """The storage as a DLPack capsule, zero-copy (np.from_dlpack,
+        torch.from_dlpack, ...): NumPy's own export of `data`."""
+        if self.requires_grad:
+            raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
+        options = {"max_version": max_version, "dl_device": dl_device, "copy": copy}
+        # NumPy before 2.1 knows only `stream`: pass the others only when given
+        return self.data.__dlpack__(stream=stream, **{k: v for k, v in options.items() if v is not None})
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
