@@ -22,8 +22,8 @@ from .ops import (  # noqa: E402
 from . import datasets  # noqa: E402
 from .tensor import Tensor, bool_, float32, float64, int64  # noqa: E402
 from .creation import (  # noqa: E402
-    arange, empty, from_numpy, full, full_like, manual_seed, ones, ones_like, rand, rand_like,
-    randn, randn_like, tensor, zeros, zeros_like,
+    arange, empty, from_dlpack, from_numpy, full, full_like, manual_seed, ones, ones_like, rand,
+    rand_like, randn, randn_like, tensor, zeros, zeros_like,
 )
 from . import nn, optim  # noqa: E402
 from .serialization import load, save  # noqa: E402

@@ -50,6 +50,15 @@ def from_numpy(array):
     return Tensor._wrap(array)
 
 
+def from_dlpack(obj):
+    """A tensor sharing the memory of obj, any CPU object with the DLPack
+    protocol (__dlpack__ and __dlpack_device__): a NumPy array, a torch
+    tensor, another framework's array. Zero-copy: writes show on both sides."""
+    if not hasattr(obj, "__dlpack__"):
+        raise TypeError(f"from_dlpack: expected an object with __dlpack__, got {type(obj).__name__}")
+    return from_numpy(np.from_dlpack(obj))
+
+
 def _filled(fill, size, dtype, requires_grad, device):
     _device_ok(device)
     dtype = _as_dtype(dtype) or float32
