@@ -27,8 +27,8 @@ def _keep(reduced, axis):
 
 def _shifted(x, axis):
     """x - max(x along axis) and the sum of its exp along axis (kept as size 1)."""
-    if x.shape[axis] == 0:
-        return x, _keep(cpu.reduce(cpu.REDUCE_SUM, x, (axis,)), axis)
+    if x.shape[axis] == 0:                  # nothing to shift; exp of an empty array
+        return x, cpu.unary(cpu.UNARY_EXP, x)
     m = _keep(cpu.reduce(cpu.REDUCE_MAX, x, (axis,)), axis)
     shifted = _binary(cpu.OP_SUB, x, m)
     return shifted, cpu.unary(cpu.UNARY_EXP, shifted)
