@@ -42,6 +42,8 @@ def _to_array(data, dtype=None, copy=True):
     dtype = _as_dtype(dtype)
     if isinstance(data, Tensor):
         data = data.data
+    if isinstance(data, np.generic):   # a NumPy scalar keeps its dtype, as an array would
+        data = np.asarray(data)
     if isinstance(data, np.ndarray):
         array = data
         if dtype is None:
