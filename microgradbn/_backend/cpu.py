@@ -10,11 +10,20 @@ cache is faster than a trip through cffi.
 import numpy as np
 
 from .._mgbn import ffi, lib
-from ..errors import STATUS_EXCEPTIONS
+from ..errors import STATUS_EXCEPTIONS, DTypeError as _DTypeError, ShapeError as _ShapeError
 
 LARGE_BYTES = 1 << 16
 ISA_NAMES = ("scalar", "avx2", "avx512", "neon")
-DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1}
+
+
+class _DtypeCodes(dict):
+    """dtype -> the C library's code; any other dtype is a DTypeError."""
+
+    def __missing__(self, dtype):
+        raise _DTypeError(f"expected float32 or float64 arrays, got {dtype}")
+
+
+DTYPE_CODES = _DtypeCodes({np.dtype(np.float32): 0, np.dtype(np.float64): 1})
 OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAX, OP_MIN = range(6)
 
 
@@ -54,6 +63,19 @@ def pointer(array):
     return ffi.cast("void *", array.__array_interface__["data"][0])
 
 
+def _fits(array, shape):
+    """array broadcasts to shape: its axes, right-aligned, are 1 or equal to shape's."""
+    pad = len(shape) - array.ndim
+    return pad >= 0 and all(n == 1 or n == m for n, m in zip(array.shape, shape[pad:]))
+
+
+def _same_layout(name, array, like):
+    """The C kernel reads array as if it had like's shape and dtype: check it."""
+    if array.shape != like.shape or array.dtype != like.dtype:
+        raise _ShapeError(f"{name}: expected a {like.dtype} array of shape {like.shape}, "
+                          f"got {array.dtype} {array.shape}")
+
+
 def element_strides(array, shape):
     """array's strides in elements, right-aligned to shape; 0 on broadcast axes."""
     item = array.itemsize
@@ -69,10 +91,14 @@ def binary(op, a, b, shape, dtype, out=None):
     elif out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
         raise ValueError(f"binary: out must be C-contiguous {dtype} of shape {tuple(shape)}")
     code = DTYPE_CODES[out.dtype]
+    if a.dtype != out.dtype or b.dtype != out.dtype:
+        raise _DTypeError(f"binary: operands {a.dtype} and {b.dtype} must both be {out.dtype}")
     if a.shape == b.shape == tuple(shape) and a.flags.c_contiguous and b.flags.c_contiguous:
         status = lib.mg_binary_contig(op, code, out.size, ffi.from_buffer(a), ffi.from_buffer(b),
                                       ffi.from_buffer(out))
     else:
+        if not (_fits(a, out.shape) and _fits(b, out.shape)):
+            raise _ShapeError(f"binary: shapes {a.shape} and {b.shape} do not broadcast to {out.shape}")
         status = lib.mg_binary(op, code, len(shape), list(shape), pointer(a),
                                element_strides(a, shape), pointer(b),
                                element_strides(b, shape), ffi.from_buffer(out))
@@ -138,6 +164,9 @@ def handle(array):
 def binary_same(op, x, x_handle, y_handle):
     """x op y for C-contiguous x and y of one shape and float dtype, given
     their cached handles; returns the result and its handle."""
+    if len(x_handle) < x.nbytes or len(y_handle) < x.nbytes:
+        raise ValueError(f"binary_same: handles of {len(x_handle)} and {len(y_handle)} bytes "
+                         f"for an array of {x.nbytes}")
     out = np.empty(x.shape, x.dtype) if x.nbytes < LARGE_BYTES else empty(x.shape, x.dtype)
     out_handle = ffi.from_buffer(out)
     status = lib.mg_binary_contig(op, DTYPE_CODES[x.dtype], x.size, x_handle, y_handle, out_handle)
@@ -172,6 +201,7 @@ def unary(op, x, out=None):
 def unary_backward(op, saved, grad):
     """The fused backward (a GRAD_* op) from the saved array and the incoming gradient."""
     saved, grad = _contiguous(saved), _contiguous(grad)
+    _same_layout("unary_backward: grad", grad, saved)
     out = empty(saved.shape, saved.dtype)
     status = lib.mg_unary_backward(op, DTYPE_CODES[saved.dtype], saved.size, ffi.from_buffer(saved),
                                    ffi.from_buffer(grad), ffi.from_buffer(out))
@@ -193,6 +223,7 @@ def clamp(x, lo, hi):
 def clamp_backward(x, grad, lo, hi):
     """grad where lo <= x <= hi, else 0."""
     x, grad = _contiguous(x), _contiguous(grad)
+    _same_layout("clamp_backward: grad", grad, x)
     out = empty(x.shape, x.dtype)
     status = lib.mg_clamp_backward(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x),
                                    ffi.from_buffer(grad), lo, hi, ffi.from_buffer(out))
@@ -473,7 +504,23 @@ def _window(kernel, stride, padding):
 
 def pooled_size(size, kernel, stride, padding):
     """Output (height, width) of a window sliding over an input of (height, width)."""
+    if min(stride) < 1:
+        raise ValueError(f"stride must be positive, got {tuple(stride)}")
     return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel, stride, padding))
+
+
+def _check_conv(x, weight, bias):
+    """weight (C_out, C_in, kH, kW) and bias (C_out,) or None must fit x (N, C_in, H, W)."""
+    if (weight.ndim != 4 or weight.shape[1] != x.shape[1] or weight.dtype != x.dtype
+            or bias is not None and (bias.shape != weight.shape[:1] or bias.dtype != x.dtype)):
+        raise _ShapeError(f"conv2d: weight {weight.shape} {weight.dtype} and bias "
+                          f"{None if bias is None else (bias.shape, bias.dtype)} do not fit "
+                          f"input {x.shape} {x.dtype}")
+
+
+def _check_grad(name, grad, shape, dtype):
+    if grad.shape != tuple(shape) or grad.dtype != dtype:
+        raise _ShapeError(f"{name}: expected grad {tuple(shape)} {dtype}, got {grad.shape} {grad.dtype}")
 
 
 def _buffer(array):
@@ -484,6 +531,7 @@ def conv2d_forward(x, weight, bias, stride, padding):
     """out (N, C_out, OH, OW) = x (N, C_in, H, W) cross-correlated with
     weight (C_out, C_in, kH, kW), plus bias (C_out,) or None."""
     n, c_in, h, w = x.shape
+    _check_conv(x, weight, bias)
     c_out, _, kh, kw = weight.shape
     out = empty((n, c_out) + pooled_size((h, w), (kh, kw), stride, padding), x.dtype)
     status = lib.mg_conv2d_forward(DTYPE_CODES[x.dtype], n, c_in, h, w, c_out, _window((kh, kw), stride, padding),
@@ -497,7 +545,9 @@ def conv2d_forward(x, weight, bias, stride, padding):
 def conv2d_backward(x, weight, grad, stride, padding, want_x, want_weight, want_bias):
     """(dx, dweight, dbias) of conv2d_forward given grad = dout; None where not wanted."""
     n, c_in, h, w = x.shape
+    _check_conv(x, weight, None)
     c_out, _, kh, kw = weight.shape
+    _check_grad("conv2d_backward", grad, (n, c_out) + pooled_size((h, w), (kh, kw), stride, padding), x.dtype)
     dx = empty(x.shape, x.dtype) if want_x else None
     dweight = empty(weight.shape, x.dtype) if want_weight else None
     dbias = empty((c_out,), x.dtype) if want_bias else None
@@ -528,6 +578,7 @@ def max_pool2d_forward(x, kernel, stride, padding):
 def max_pool2d_backward(x, grad, kernel, stride, padding):
     """dx: grad routed to each window's first maximum in x."""
     n, c, h, w = x.shape
+    _check_grad("max_pool2d_backward", grad, (n, c) + pooled_size((h, w), kernel, stride, padding), x.dtype)
     dx = empty(x.shape, x.dtype)
     status = lib.mg_max_pool2d_backward(DTYPE_CODES[x.dtype], n, c, h, w, _window(kernel, stride, padding),
                                         _buffer(x), _buffer(grad), ffi.from_buffer(dx))
@@ -544,6 +595,7 @@ def avg_pool2d_forward(x, kernel, stride, padding):
 def avg_pool2d_backward(shape, grad, kernel, stride, padding):
     """dx of the given input shape: grad / (kH*kW) spread over each window."""
     n, c, h, w = shape
+    _check_grad("avg_pool2d_backward", grad, (n, c) + pooled_size((h, w), kernel, stride, padding), grad.dtype)
     dx = empty(shape, grad.dtype)
     status = lib.mg_avg_pool2d_backward(DTYPE_CODES[grad.dtype], n, c, h, w, _window(kernel, stride, padding),
                                         _buffer(grad), ffi.from_buffer(dx))
