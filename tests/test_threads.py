@@ -85,28 +85,31 @@ def _matmuls(a, count):
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to overlap")
 def test_two_threads_kernels_overlap_in_wall_time(one_c_thread):
-    """Two threads each running matmuls take clearly less than the same
-    matmuls one after another (ideally half). The machine may be shared:
-    the best of a few tries is compared, with a generous margin, and a
-    failure on a machine with no spare CPU (by its load average) is a skip."""
+    """Two threads each running matmuls overlap: they take clearly less wall
+    time than the same matmuls one after another (ideally half), or, what
+    the same overlap shows when other processes slow both runs down, the
+    process burns clearly more than one CPU-second per wall-second (with the
+    GIL held it could not exceed one). The machine may be shared: the best
+    of five tries counts, and a miss on a machine with no spare CPU (by its
+    load average) is a skip, not a failure."""
     a, b = mg.randn(1024, 1024, dtype=mg.float64), mg.randn(1024, 1024, dtype=mg.float64)
     _matmuls(a, 1)
-    ratios = []
+    tries = []
     for _ in range(5):
         start = time.perf_counter()
         _matmuls(a, 2)
         _matmuls(b, 2)
         serial = time.perf_counter() - start
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         run_threads(_matmuls, [(a, 2), (b, 2)])
         parallel = time.perf_counter() - start
-        ratios.append(parallel / serial)
-        if ratios[-1] < 0.8:
-            break
-    if min(ratios) >= 0.8 and os.getloadavg()[0] > len(os.sched_getaffinity(0)) - 1:
+        tries.append((parallel / serial, (time.process_time() - cpu_start) / parallel))
+        if tries[-1][0] < 0.8 or tries[-1][1] > 1.3:
+            return
+    if os.getloadavg()[0] > len(os.sched_getaffinity(0)) - 1:
         pytest.skip(f"no spare CPU (load average {os.getloadavg()[0]:.1f}); "
-                    f"parallel/serial wall time {ratios}")
-    assert min(ratios) < 0.8, f"parallel/serial wall time {ratios}"
+                    f"(parallel/serial wall time, CPU/wall time) {tries}")
+    pytest.fail(f"no overlap: (parallel/serial wall time, CPU/wall time) {tries}")
 
 
 def make_model(seed):
