@@ -94,8 +94,9 @@ def step_unary(data, t):
         if name == "pow":
             e = data.draw(st.sampled_from([2, 3, 0.5, -1.0]))
             return (lambda: t ** e), np.power(a.astype(t.dtype), e).astype(np.float64), 1
-        oracle = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "relu": lambda v: np.maximum(v, 0),
-                  "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "abs": np.abs, "neg": np.negative}[name]
+        oracle = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh,
+                  "relu": lambda v: np.maximum(v, 0), "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
+                  "abs": np.abs, "neg": np.negative}[name]
         return (lambda: getattr(mg, name)(t)), oracle(a), 1
 
 
@@ -126,7 +127,8 @@ def step_reduce(data, t):
     if name == "var":
         if count < 2:
             return None
-        return (lambda: mg.var(t, dim, keepdim=keepdim)), np.var(a, axis=axes, ddof=1, keepdims=keepdim), scale
+        expected = np.var(a, axis=axes, ddof=1, keepdims=keepdim)
+        return (lambda: mg.var(t, dim, keepdim=keepdim)), expected, scale
     if name == "mean" and count == 0:
         return None
     fn = np.sum if name == "sum" else np.mean
@@ -191,7 +193,8 @@ def step_shape(data, t):
     if kind == "flatten":
         start = data.draw(st.integers(0, t.ndim - 1))
         end = data.draw(st.integers(start, t.ndim - 1))
-        return (lambda: t.flatten(start, end)), a.reshape(a.shape[:start] + (math.prod(a.shape[start:end + 1]),) + a.shape[end + 1:]), 0
+        merged = a.shape[:start] + (math.prod(a.shape[start:end + 1]),) + a.shape[end + 1:]
+        return (lambda: t.flatten(start, end)), a.reshape(merged), 0
     sizes = tuple(data.draw(st.integers(1, 3)) if n == 1 else n for n in t.shape)
     return (lambda: t.expand(*sizes)), np.broadcast_to(a, sizes), 0
 
@@ -260,7 +263,9 @@ def step_batch_norm(data, t):
     rstd = 1 / np.sqrt(var + eps)
     expected = (a - mean) * rstd * weight.reshape((1, c) + extra) + bias.reshape((1, c) + extra)
     # the float32 kernels compute x - mean in float32: scale by the largest rstd
-    run = lambda: F.batch_norm(t, *args, mg.tensor(weight), mg.tensor(bias), training=training, eps=eps)  # noqa: E731
+    def run():
+        return F.batch_norm(t, *args, mg.tensor(weight), mg.tensor(bias), training=training, eps=eps)
+
     return run, expected, float(np.max(rstd)) * 4
 
 
@@ -299,7 +304,8 @@ def test_random_op_sequences_match_numpy(data, dtype):
             if drawn is None:
                 continue
             out = check_step(*drawn, np.dtype(dtype), inputs_max)
-        if out is None or out.dtype != dtype or not np.isfinite(out.data).all() or np.abs(out.data).max(initial=0) > 1e6:
+        if (out is None or out.dtype != dtype or not np.isfinite(out.data).all()
+                or np.abs(out.data).max(initial=0) > 1e6):
             break
         t = out
 
@@ -348,16 +354,18 @@ def leaves():
     return st.one_of(
         st.none(), ints, st.sampled_from(FLOATS), st.booleans(),
         st.sampled_from(["", "abc", "float32", "mean", "relu", "cpu", "opencl", "fan_in"]),
-        st.sampled_from([b"x", object(), Ellipsis, slice(None, None, -1), slice(0, 10**15), np.float64(math.nan),
-                         np.int64(-1), mg.float32, mg.int64, np.dtype(np.float16), [], [[1.0], [2.0, 3.0]],
-                         {}, {"a": 1}, lambda *a, **k: None, float]),
+        st.sampled_from([b"x", object(), Ellipsis, slice(None, None, -1), slice(0, 10**15),
+                         np.float64(math.nan), np.int64(-1), mg.float32, mg.int64, np.dtype(np.float16),
+                         [], [[1.0], [2.0, 3.0]], {}, {"a": 1}, lambda *a, **k: None, float]),
         st.lists(ints, max_size=4).map(tuple), bad_arrays(), tensors_from(bad_arrays()),
     )
 
 
 def arguments():
-    return st.recursive(leaves(), lambda inner: st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple),
-                        max_leaves=6)
+    def containers(inner):
+        return st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple)
+
+    return st.recursive(leaves(), containers, max_leaves=6)
 
 
 def public_functions(namespace, skip=()):
@@ -482,7 +490,9 @@ def draw_call(data, fn, backend=False):
     args = [data.draw(hinted(positional[i] if i < len(positional) else None, backend), label=f"arg{i}")
             for i in range(count)]
     rest = [p.name for p in params if p.kind == p.KEYWORD_ONLY] + positional[count:]
-    keys = data.draw(st.lists(st.sampled_from(rest), unique=True, max_size=3), label="keywords") if rest else []
+    keys = []
+    if rest:
+        keys = data.draw(st.lists(st.sampled_from(rest), unique=True, max_size=3), label="keywords")
     kwargs = {k: data.draw(hinted(k, backend), label=k) for k in keys}
     return args, kwargs
 

@@ -595,7 +595,8 @@ def avg_pool2d_forward(x, kernel, stride, padding):
 def avg_pool2d_backward(shape, grad, kernel, stride, padding):
     """dx of the given input shape: grad / (kH*kW) spread over each window."""
     n, c, h, w = shape
-    _check_grad("avg_pool2d_backward", grad, (n, c) + pooled_size((h, w), kernel, stride, padding), grad.dtype)
+    _check_grad("avg_pool2d_backward", grad, (n, c) + pooled_size((h, w), kernel, stride, padding),
+                grad.dtype)
     dx = empty(shape, grad.dtype)
     status = lib.mg_avg_pool2d_backward(DTYPE_CODES[grad.dtype], n, c, h, w, _window(kernel, stride, padding),
                                         _buffer(grad), ffi.from_buffer(dx))
