@@ -135,12 +135,28 @@ def handle(array):
     return ffi.from_buffer(array)
 
 
+def empty_like(x):
+    """empty(x.shape, x.dtype), with a shortcut for small arrays."""
+    return np.empty(x.shape, x.dtype) if x.nbytes < LARGE_BYTES else empty(x.shape, x.dtype)
+
+
 def binary_same(op, x, x_handle, y_handle):
     """x op y for C-contiguous x and y of one shape and float dtype, given
     their cached handles; returns the result and its handle."""
-    out = np.empty(x.shape, x.dtype) if x.nbytes < LARGE_BYTES else empty(x.shape, x.dtype)
+    out = empty_like(x)
     out_handle = ffi.from_buffer(out)
     status = lib.mg_binary_contig(op, DTYPE_CODES[x.dtype], x.size, x_handle, y_handle, out_handle)
+    if status:
+        raise_status(status)
+    return out, out_handle
+
+
+def unary_same(op, x, x_handle):
+    """f(x) (an UNARY_* op) for a C-contiguous float x given its cached
+    handle; returns the result and its handle."""
+    out = empty_like(x)
+    out_handle = ffi.from_buffer(out)
+    status = lib.mg_unary(op, DTYPE_CODES[x.dtype], x.size, x_handle, out_handle)
     if status:
         raise_status(status)
     return out, out_handle
@@ -160,7 +176,7 @@ def unary(op, x, out=None):
     dtype) or a new array."""
     x = _contiguous(x)
     if out is None:
-        out = empty(x.shape, x.dtype)
+        out = empty_like(x)
     elif out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous:
         raise ValueError(f"unary: out must be C-contiguous {x.dtype} of shape {x.shape}")
     status = lib.mg_unary(op, DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x), ffi.from_buffer(out))
@@ -172,7 +188,7 @@ def unary(op, x, out=None):
 def unary_backward(op, saved, grad):
     """The fused backward (a GRAD_* op) from the saved array and the incoming gradient."""
     saved, grad = _contiguous(saved), _contiguous(grad)
-    out = empty(saved.shape, saved.dtype)
+    out = empty_like(saved)
     status = lib.mg_unary_backward(op, DTYPE_CODES[saved.dtype], saved.size, ffi.from_buffer(saved),
                                    ffi.from_buffer(grad), ffi.from_buffer(out))
     if status:
@@ -220,7 +236,6 @@ def reduce(op, x, axes):
 def sum_axes(a, axes):
     """a summed over the given axes (float32 accumulated in float64)."""
     return reduce(REDUCE_SUM, a, tuple(axes))
-    return np.add.reduce(a, axis=axes, dtype=np.float64).astype(a.dtype, copy=False)
 
 
 # ---- matmul ----

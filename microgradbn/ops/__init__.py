@@ -3,14 +3,14 @@ subclass (autograd.py) with forward and backward side by side, plus the
 function users call (`mg.add`, `mg.exp`, ...). `install_methods` makes them
 Tensor methods and operators (`x.exp()`, `x + y`), as in PyTorch."""
 from . import arithmetic, shape
-from .arithmetic import add, div, mul, neg, pow, sub
+from .arithmetic import add, div, mul, pow, sub
 from .compare import eq, ge, gt, le, lt, ne, where
 from .matmul import matmul
 from .reduce import amax, amin, argmax, argmin, mean, reduce_sum_array, sum, var
 from .shape import (cat, clone, contiguous, expand, flatten, permute, reshape, squeeze, stack,
                     transpose, unsqueeze, view)
 from .softmax import log_softmax, softmax
-from .unary import abs, clamp, exp, log, relu, sigmoid, sqrt, tanh
+from .unary import abs, clamp, exp, log, neg, relu, sigmoid, sqrt, tanh
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "eq", "ne", "lt", "le", "gt", "ge", "where",

@@ -156,14 +156,6 @@ class Div(_Binary):
         return gx, gy
 
 
-class Neg(Function):
-    def forward(self, x):
-        return cpu.unary(cpu.UNARY_NEG, x) if x.dtype in _FLOATS else np.negative(x)
-
-    def backward(self, grad):
-        return cpu.unary(cpu.UNARY_NEG, grad)
-
-
 class Pow(Function):
     """x ** y (NumPy's power; no C kernel): d/dx = y x^(y-1), d/dy = x^y log x."""
 
@@ -187,24 +179,23 @@ class Pow(Function):
 
 
 def _elementwise(cls, a, b):
-    if type(a) is not Tensor or type(b) is not Tensor:
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         a, b = _operands(a, b)
     x, y = a.data, b.data
-    dtype = x.dtype
-    if (dtype is y.dtype and dtype in _CODES and x.shape == y.shape
-            and x.flags.c_contiguous and y.flags.c_contiguous):
-        # inline Tensor._storage_handle and Tensor._wrap: this path is per-call overhead
-        x_handle = a._handle if a._handle_of is x else a._storage_handle()
-        y_handle = b._handle if b._handle_of is y else b._storage_handle()
-        out, handle = cpu.binary_same(cls.op_code, x, x_handle, y_handle)
-        result = _new(Tensor)
-        result.data, result._handle, result._handle_of = out, handle, out
-        if (a.requires_grad or b.requires_grad) and _state.enabled:
-            node = cls()
-            node.setup(x, y)
-            node.connect((a, b), result)
-        return result
-    return cls.apply(a, b)
+    # Tensor._storage_handle, inlined: a cached pointer, or None when the
+    # array is not a C-contiguous float array (then take the general path).
+    x_handle = a._handle if a._handle_of is x else a._storage_handle()
+    y_handle = b._handle if b._handle_of is y else b._storage_handle()
+    if x_handle is None or y_handle is None or x.dtype is not y.dtype or x.shape != y.shape:
+        return cls.apply(a, b)
+    out, handle = cpu.binary_same(cls.op_code, x, x_handle, y_handle)
+    result = _new(Tensor)                  # Tensor._wrap, inlined, keeping out's handle
+    result.data, result._handle, result._handle_of = out, handle, out
+    if (a.requires_grad or b.requires_grad) and _state.enabled:
+        node = cls()
+        node.setup(x, y)
+        node.connect((a, b), result)
+    return result
 
 
 _new = object.__new__
@@ -234,10 +225,6 @@ def mul(a, b):
 
 def div(a, b):
     return _elementwise(Div, a, b)
-
-
-def neg(a):
-    return Neg.apply(a)
 
 
 def pow(a, b):
