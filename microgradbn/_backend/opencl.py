@@ -149,7 +149,9 @@ class ClArray:
     @classmethod
     def from_numpy(cls, array, device=0):
         """A device copy of a float32/float64 NumPy array."""
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array)
+        if not array.flags.c_contiguous:
+            array = array.copy(order="C")   # (np.ascontiguousarray would make a 0-d array 1-d)
         out = cls(array.shape, array.dtype, device)
         if array.size:
             _check(lib.mg_cl_write(out.buffer, 0, ffi.from_buffer(array), array.nbytes))
