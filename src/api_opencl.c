@@ -387,9 +387,9 @@ mg_status mg_cl_reduce(int op, int dtype, int ndim, const int64_t *shape, const 
         const int64_t chunk = (R + G - 1) / G;
         G = (R + chunk - 1) / chunk;
         s = G > 1 ? mg_cl_temp(fn, d, NULL, (size_t)(M * G) * ACC_ITEM(d), &partial) : MG_OK;
-        const size_t global[2] = {(size_t)G * L, (size_t)M}, local[2] = {L, 1};
+        const size_t global = (size_t)(M * G) * L;
         if (s == MG_OK)
-            s = MG_CL_LAUNCH(fn, d, kg, 2, global, local, MG_CL_ARG(op), MG_CL_ARG(M), MG_CL_ARG(R),
+            s = MG_CL_LAUNCH(fn, d, kg, 1, &global, &L, MG_CL_ARG(op), MG_CL_ARG(M), MG_CL_ARG(R),
                              MG_CL_ARG(G), MG_CL_ARG(chunk), MG_CL_ARG(mk), MG_CL_ARG(mr), MG_CL_ARG(meta_mem),
                              MG_CL_ARG(x->mem), MG_CL_ARG(x_offset), MG_CL_ARG(partial), MG_CL_ARG(out->mem),
                              MG_CL_LOCAL(L * ACC_ITEM(d)));

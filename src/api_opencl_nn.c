@@ -51,13 +51,10 @@ static void plan(bn_plan *p, const mg_cl_kernel_t *planes, const mg_cl_kernel_t 
     }
 }
 
-/* The work-group of the elementwise BN kernels over global (C*S, N). */
-static void rows_local(const mg_cl_kernel_t *k, int64_t CS, int64_t N, size_t global[2], size_t local[2]) {
-    local[0] = mg_clapi_local(k, CS);
-    local[1] = k->max_local / local[0] < 256 / local[0] ? k->max_local / local[0] : 256 / local[0];
-    while (local[1] > 1 && (int64_t)(local[1] / 2) >= N) local[1] /= 2;
-    if (local[1] < 1) local[1] = 1;
-    global[0] = (size_t)CS, global[1] = (size_t)N;
+/* The launch size of the elementwise BN kernels: one item per value. */
+static void values_local(const mg_cl_kernel_t *k, int64_t count, size_t *global, size_t *local) {
+    *global = (size_t)count;
+    *local = mg_clapi_local(k, count);
 }
 
 static mg_status check_ncs(const char *fn, int64_t N, int64_t C, int64_t S, int64_t *count) {
@@ -118,8 +115,8 @@ mg_status mg_cl_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_
     const size_t items = p.local[0] * p.local[1];
     const mg_cl_kernel_t *kf = &k[MG_CLK_bn_stats_finish], *ka = &k[MG_CLK_bn_forward_apply];
     const size_t lf = mg_clapi_local(kf, p.P), gf = (size_t)C * lf;
-    size_t ga[2], la[2];
-    rows_local(ka, C * S, N, ga, la);
+    size_t ga, la;
+    values_local(ka, count, &ga, &la);
     const int affine = (weight ? 1 : 0) | (bias ? 2 : 0);
     mg_cl_real_t e = mg_cl_real(ACC_DTYPE(d), eps);
     pthread_mutex_lock(&d->lock);
@@ -134,7 +131,7 @@ mg_status mg_cl_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_
                          MG_CL_ARG(save_rstd->mem), MG_CL_ARG(batch_var->mem), MG_CL_ARG(params),
                          MG_CL_LOCAL(lf * acc), MG_CL_LOCAL(lf * acc), MG_CL_LOCAL(lf * acc));
     if (s == MG_OK)
-        s = MG_CL_LAUNCH(fn, d, ka, 2, ga, la, MG_CL_ARG(N), MG_CL_ARG(C), MG_CL_ARG(S), MG_CL_ARG(x->mem),
+        s = MG_CL_LAUNCH(fn, d, ka, 1, &ga, &la, MG_CL_ARG(N), MG_CL_ARG(C), MG_CL_ARG(S), MG_CL_ARG(x->mem),
                          MG_CL_ARG(params), MG_CL_ARG(y->mem));
     pthread_mutex_unlock(&d->lock);
     mg_cl_release(partial);
@@ -164,12 +161,12 @@ mg_status mg_cl_batch_norm_eval_forward(int dtype, int64_t N, int64_t C, int64_t
     TRY(check_param(fn, "bias", bias, dev, C, item, &bmem));
     if (count == 0) return MG_OK;
     const mg_cl_kernel_t *ke = &k[MG_CLK_bn_eval_forward];
-    size_t global[2], local[2];
-    rows_local(ke, C * S, N, global, local);
+    size_t global, local;
+    values_local(ke, count, &global, &local);
     const int affine = (weight ? 1 : 0) | (bias ? 2 : 0);
     mg_cl_real_t e = mg_cl_real(dtype, eps);
     pthread_mutex_lock(&d->lock);
-    mg_status s = MG_CL_LAUNCH(fn, d, ke, 2, global, local, MG_CL_ARG(N), MG_CL_ARG(C), MG_CL_ARG(S),
+    mg_status s = MG_CL_LAUNCH(fn, d, ke, 1, &global, &local, MG_CL_ARG(N), MG_CL_ARG(C), MG_CL_ARG(S),
                                MG_CL_ARG(x->mem), MG_CL_ARG(running_mean->mem), MG_CL_ARG(running_var->mem),
                                MG_CL_ARG(wmem), MG_CL_ARG(bmem), MG_CL_ARG(affine), MG_CL_REAL(dtype, e),
                                MG_CL_ARG(y->mem));
@@ -214,8 +211,8 @@ mg_status mg_cl_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S,
     const size_t items = p.local[0] * p.local[1];
     const mg_cl_kernel_t *kf = &k[MG_CLK_bn_sums_finish], *kd = &k[MG_CLK_bn_backward_dx];
     const size_t lf = mg_clapi_local(kf, p.P), gf = (size_t)C * lf;
-    size_t gd[2], ld[2];
-    rows_local(kd, C * S, N, gd, ld);
+    size_t gd, ld;
+    values_local(kd, count, &gd, &ld);
     const int has_weight = weight != NULL, want = (dbias ? 1 : 0) | (dweight ? 2 : 0);
     const int64_t n = N * S;
     pthread_mutex_lock(&d->lock);
@@ -231,7 +228,7 @@ mg_status mg_cl_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S,
                          MG_CL_ARG(has_weight), MG_CL_ARG(want), MG_CL_ARG(dwmem), MG_CL_ARG(dbmem),
                          MG_CL_ARG(params), MG_CL_LOCAL(lf * acc), MG_CL_LOCAL(lf * acc));
     if (s == MG_OK && dx)
-        s = MG_CL_LAUNCH(fn, d, kd, 2, gd, ld, MG_CL_ARG(N), MG_CL_ARG(C), MG_CL_ARG(S), MG_CL_ARG(dy->mem),
+        s = MG_CL_LAUNCH(fn, d, kd, 1, &gd, &ld, MG_CL_ARG(N), MG_CL_ARG(C), MG_CL_ARG(S), MG_CL_ARG(dy->mem),
                          MG_CL_ARG(x->mem), MG_CL_ARG(params), MG_CL_ARG(dxmem));
     pthread_mutex_unlock(&d->lock);
     mg_cl_release(partial);
@@ -258,12 +255,12 @@ mg_status mg_cl_batch_norm_eval_backward(int dtype, int64_t N, int64_t C, int64_
     TRY(check_param(fn, "weight", weight, dev, C, item, &wmem));
     if (count == 0) return MG_OK;
     const mg_cl_kernel_t *ke = &k[MG_CLK_bn_eval_backward];
-    size_t global[2], local[2];
-    rows_local(ke, C * S, N, global, local);
+    size_t global, local;
+    values_local(ke, count, &global, &local);
     const int has_weight = weight != NULL;
     mg_cl_real_t e = mg_cl_real(dtype, eps);
     pthread_mutex_lock(&d->lock);
-    mg_status s = MG_CL_LAUNCH(fn, d, ke, 2, global, local, MG_CL_ARG(N), MG_CL_ARG(C), MG_CL_ARG(S),
+    mg_status s = MG_CL_LAUNCH(fn, d, ke, 1, &global, &local, MG_CL_ARG(N), MG_CL_ARG(C), MG_CL_ARG(S),
                                MG_CL_ARG(dy->mem), MG_CL_ARG(running_var->mem), MG_CL_ARG(wmem),
                                MG_CL_ARG(has_weight), MG_CL_REAL(dtype, e), MG_CL_ARG(dx->mem));
     pthread_mutex_unlock(&d->lock);

@@ -89,10 +89,10 @@ static int open_device(mg_cl_device_t *d, cl_device_id id) {
     d->compute_units = (int)units;
     d->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
     d->fp64 = device_has_fp64(id);
-    /* The matmul work-group is TS x TS/4 items and holds two TS x TS tiles. */
+    /* The matmul work-group is TS x TS/4 items and holds two TS x (TS + 1) tiles. */
     d->matmul_tile = 32;
     while (d->matmul_tile > 4 && (d->matmul_tile * d->matmul_tile / 4 > d->max_work_group ||
-                                  2 * d->matmul_tile * d->matmul_tile * 8 > d->local_mem))
+                                  2 * d->matmul_tile * (d->matmul_tile + 1) * 8 > d->local_mem))
         d->matmul_tile /= 2;
     cl_int err;
     d->context = mg_cl.clCreateContext(NULL, 1, &id, NULL, NULL, &err);

@@ -171,13 +171,14 @@ __kernel void reduce_items(int op, long M, long R, int nk, int nr, __global cons
     out[o] = (real)v;
 }
 
-/* Work-group (g, o) reduces values [g*chunk, (g+1)*chunk) of output o, its
+/* Work-group o*G + g reduces values [g*chunk, (g+1)*chunk) of output o, its
  * work-items striding by the local size (neighbours read neighbours), then
- * as a tree: into out[o] when G == 1, else into partial[o*G + g]. */
+ * as a tree: into out[o] when G == 1, else into partial[o*G + g]. (One grid
+ * dimension: some GPUs allow only 65535 work-groups in the others.) */
 __kernel void reduce_groups(int op, long M, long R, long G, long chunk, int nk, int nr,
                             __global const long *meta, __global const real *x, long x_off,
                             __global acc *partial, __global real *out, __local acc *scratch) {
-    const long g = get_group_id(0), o = get_group_id(1);
+    const long g = get_group_id(0) % G, o = get_group_id(0) / G;
     const long start = g * chunk, end = min(start + chunk, R);
     const long base = x_off + KEPT_OFFSET(o);
     acc v = reduce_identity(op);
@@ -402,12 +403,12 @@ __kernel void bn_stats_finish(long C, long P, long q, long outer, long total,
     params[3 * C + c] = affine & 2 ? bias[c] : (real)0;
 }
 
-/* y = ((x - mean_hi) - mean_lo)*scale + shift; global (CS, N). */
+/* y = ((x - mean_hi) - mean_lo)*scale + shift; one item per value. */
 __kernel void bn_forward_apply(long N, long C, long S, __global const real *x,
                                __global const real *params, __global real *y) {
-    const long j = get_global_id(0), row = get_global_id(1), CS = C * S;
-    if (j >= CS || row >= N) return;
-    const long c = j / S, i = row * CS + j;
+    const long i = get_global_id(0);
+    if (i >= N * C * S) return;
+    const long c = i / S % C;
     y[i] = ((x[i] - params[c]) - params[C + c]) * params[2 * C + c] + params[3 * C + c];
 }
 
@@ -497,37 +498,37 @@ __kernel void bn_sums_finish(long C, long P, long q, long outer, long total, lon
     params[4 * C + c] = (real)(gr * s1 / (acc)count);
 }
 
-/* dx from the coefficients of bn_sums_finish; global (CS, N). */
+/* dx from the coefficients of bn_sums_finish; one item per value. */
 __kernel void bn_backward_dx(long N, long C, long S, __global const real *dy, __global const real *x,
                              __global const real *params, __global real *dx) {
-    const long j = get_global_id(0), row = get_global_id(1), CS = C * S;
-    if (j >= CS || row >= N) return;
-    const long c = j / S, i = row * CS + j;
+    const long i = get_global_id(0);
+    if (i >= N * C * S) return;
+    const long c = i / S % C;
     const real xc = (x[i] - params[c]) - params[C + c];
     dx[i] = (dy[i] * params[2 * C + c] - xc * params[3 * C + c]) - params[4 * C + c];
 }
 
 /* Eval: y = x*scale + shift, scale = gamma/sqrt(var + eps), shift = beta -
- * mean*scale; global (CS, N). affine: bit 1 weight, bit 2 bias given. */
+ * mean*scale; one item per value. affine: bit 1 weight, bit 2 bias given. */
 __kernel void bn_eval_forward(long N, long C, long S, __global const real *x,
                               __global const real *mean, __global const real *var,
                               __global const real *weight, __global const real *bias, int affine,
                               real eps, __global real *y) {
-    const long j = get_global_id(0), row = get_global_id(1), CS = C * S;
-    if (j >= CS || row >= N) return;
-    const long c = j / S, i = row * CS + j;
+    const long i = get_global_id(0);
+    if (i >= N * C * S) return;
+    const long c = i / S % C;
     const real scale = (affine & 1 ? weight[c] : (real)1) / sqrt(var[c] + eps);
     const real shift = (affine & 2 ? bias[c] : (real)0) - mean[c] * scale;
     y[i] = x[i] * scale + shift;
 }
 
-/* Eval backward: dx = dy*gamma/sqrt(var + eps); global (CS, N). */
+/* Eval backward: dx = dy*gamma/sqrt(var + eps); one item per value. */
 __kernel void bn_eval_backward(long N, long C, long S, __global const real *dy,
                                __global const real *var, __global const real *weight, int has_weight,
                                real eps, __global real *dx) {
-    const long j = get_global_id(0), row = get_global_id(1), CS = C * S;
-    if (j >= CS || row >= N) return;
-    const long c = j / S, i = row * CS + j;
+    const long i = get_global_id(0);
+    if (i >= N * C * S) return;
+    const long c = i / S % C;
     dx[i] = dy[i] * ((has_weight ? weight[c] : (real)1) / sqrt(var[c] + eps));
 }
 

@@ -19,13 +19,13 @@
 #include "cl_min.h"
 
 /* The kernels of kernels.cl, one cl_kernel per (device, dtype) each. */
-#define MG_CL_KERNELS(X)                                                            \
-    X(fill) X(binary_contig) X(binary_strided) X(unary) X(unary_backward) X(clamp_forward)\
-    X(clamp_backward) X(reduce_items) X(reduce_groups) X(reduce_partials) X(matmul) \
-    X(softmax) X(softmax_backward) X(bn_stats_cols) X(bn_stats_planes)             \
-    X(bn_stats_finish) X(bn_forward_apply) X(bn_sums_cols) X(bn_sums_planes)       \
-    X(bn_sums_finish) X(bn_backward_dx) X(bn_eval_forward) X(bn_eval_backward)     \
-    X(sgd_step) X(adam_step)
+#define MG_CL_KERNELS(X)                                                             \
+    X(fill) X(binary_contig) X(binary_strided) X(unary) X(unary_backward)            \
+    X(clamp_forward) X(clamp_backward) X(reduce_items) X(reduce_groups)              \
+    X(reduce_partials) X(matmul) X(softmax) X(softmax_backward) X(bn_stats_cols)     \
+    X(bn_stats_planes) X(bn_stats_finish) X(bn_forward_apply) X(bn_sums_cols)        \
+    X(bn_sums_planes) X(bn_sums_finish) X(bn_backward_dx) X(bn_eval_forward)         \
+    X(bn_eval_backward) X(sgd_step) X(adam_step)
 
 enum {
 #define MG_CL_ENUM(name) MG_CLK_##name,
