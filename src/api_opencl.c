@@ -427,6 +427,9 @@ mg_status mg_cl_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k
     const size_t item = ITEM(dtype);
     const int64_t c_shape[3] = {batch, m, n}, c_strides[3] = {c_batch_stride, c_row_stride, 1};
     TRY(check_span(fn, "c", c, c->device, item, c_offset, 3, c_shape, c_strides));
+    if ((m > 1 && c_row_stride < n) || (batch > 1 && c_batch_stride < (m - 1) * c_row_stride + n))
+        return mg_fail(MG_ERR_ARG, "%s: c's rows or batches overlap (row stride %lld, batch stride %lld)", fn,
+                       (long long)c_row_stride, (long long)c_batch_stride);
     if (k > 0) {
         const int64_t a_shape[3] = {batch, m, k}, a_strides[3] = {a_batch_stride, a_row_stride, a_col_stride};
         const int64_t b_shape[3] = {batch, k, n}, b_strides[3] = {b_batch_stride, b_row_stride, b_col_stride};

@@ -87,6 +87,18 @@ def test_without_runtime_is_unavailable_and_cpu_still_works():
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
 
 
+def test_runtime_without_devices_is_unavailable(tmp_path):
+    """ocl-icd with an empty vendor directory: the library loads, no platform shows."""
+    env = dict(os.environ, OCL_ICD_VENDORS=str(tmp_path))
+    code = "import microgradbn as mg; print(mg.opencl.is_available()); print(mg.opencl.unavailable_reason())"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    available, reason = run.stdout.strip().split("\n", 1)
+    if available == "True":
+        pytest.skip("this OpenCL loader ignores OCL_ICD_VENDORS")
+    assert ("cannot load" in reason or "reports no usable device" in reason) and "pocl-opencl-icd" in reason
+
+
 def test_pocl_cache_dir_gets_a_writable_default(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "POCL_CACHE_DIR"}
     env["XDG_CACHE_HOME"] = str(tmp_path)

@@ -165,6 +165,7 @@ static void test_matmul(int dtype) {
     for (int i = 0; i < m * n; i++) want[i] *= 2;
     CHECK(error(dtype, dc, want, m * n) <= tol, "accumulate error %g", error(dtype, dc, want, m * n));
     FAILS(mg_cl_matmul(dtype, 2, m, n, k, da, 0, 0, 1, m, db, 0, 0, n, 1, dc, 0, m * n, n, 0), MG_ERR_SHAPE, "c");
+    FAILS(mg_cl_matmul(dtype, 1, m, n, k, da, 0, 0, 1, m, db, 0, 0, n, 1, dc, 0, 0, 1, 0), MG_ERR_ARG, "overlap");
     mg_cl_free(da), mg_cl_free(db), mg_cl_free(dc);
     free(a), free(b);
 }
