@@ -51,8 +51,9 @@ acc group_reduce(int op, acc v, __local acc *scratch) {
 }
 
 /* The element offset of flat index i over ndim axes (C order) with shape
- * sizes[0..ndim) and element strides strides[0..ndim). */
-long strided_offset(long i, int ndim, __global const long *sizes, __global const long *strides) {
+ * sizes[0..ndim) and element strides strides[0..ndim) (small arrays in
+ * constant memory: every work-item reads the same values). */
+long strided_offset(long i, int ndim, __constant long *sizes, __constant long *strides) {
     if (ndim == 1) return i * strides[0];
     long offset = 0;
     for (int d = ndim - 1; d >= 0; d--) {
@@ -89,7 +90,7 @@ __kernel void binary_contig(int op, long n, __global const real *a, long a_off,
 
 /* out (contiguous, n elements of shape meta[0..ndim)) = a op b, with a and b
  * read at element strides meta[ndim..2 ndim) and meta[2 ndim..3 ndim). */
-__kernel void binary_strided(int op, long n, int ndim, __global const long *meta,
+__kernel void binary_strided(int op, long n, int ndim, __constant long *meta,
                              __global const real *a, long a_off, __global const real *b, long b_off,
                              __global real *out) {
     const long i = get_global_id(0);
@@ -161,7 +162,7 @@ __kernel void clamp_backward(long n, __global const real *x, __global const real
 #define REDUCED_OFFSET(r) strided_offset(r, nr, meta + 2 * nk, meta + 2 * nk + nr)
 
 /* One work-item per output (many outputs, or few values each). */
-__kernel void reduce_items(int op, long M, long R, int nk, int nr, __global const long *meta,
+__kernel void reduce_items(int op, long M, long R, int nk, int nr, __constant long *meta,
                            __global const real *x, long x_off, __global real *out) {
     const long o = get_global_id(0);
     if (o >= M) return;
@@ -176,7 +177,7 @@ __kernel void reduce_items(int op, long M, long R, int nk, int nr, __global cons
  * as a tree: into out[o] when G == 1, else into partial[o*G + g]. (One grid
  * dimension: some GPUs allow only 65535 work-groups in the others.) */
 __kernel void reduce_groups(int op, long M, long R, long G, long chunk, int nk, int nr,
-                            __global const long *meta, __global const real *x, long x_off,
+                            __constant long *meta, __global const real *x, long x_off,
                             __global acc *partial, __global real *out, __local acc *scratch) {
     const long g = get_group_id(0) % G, o = get_group_id(0) / G;
     const long start = g * chunk, end = min(start + chunk, R);
@@ -303,15 +304,18 @@ __kernel void softmax_backward(long cols, __global const real *y, __global const
  *            rows as a tree. Channel c's partials: partial[gy*CS + c*S + s].
  * The finish kernels see both as partial index (t / q)*outer + c*q + t % q,
  * t < P: planes q = P = G, outer = 0; cols q = S, P = G*S, outer = CS.
- * The statistics are Welford triples (count, mean, M2) merged with Chan's
- * formula, exact for data with a large offset; a partial triple is stored
- * as partial[i], partial[total + i], partial[2*total + i]. */
+ * Statistics: each work-item sums d = v - shift and d*d over its values,
+ * shift being its first value (no division per value, and no cancellation
+ * for data with a large offset), and turns them into a Welford triple
+ * (count, mean, M2); triples are merged with Chan's formula. A partial
+ * triple is stored as partial[i], partial[total + i], partial[2*total + i]. */
 
-void welford_add(acc *count, acc *mean, acc *m2, acc v) {
-    *count += 1;
-    const acc d = v - *mean;
-    *mean += d / *count;
-    *m2 += d * (v - *mean);
+/* The triple of count values whose differences from shift sum to s1, their
+ * squares to s2. */
+void shifted_to_welford(long count, acc shift, acc s1, acc s2, acc *n, acc *mean, acc *m2) {
+    *n = count;
+    *mean = count ? shift + s1 / count : 0;
+    *m2 = count ? fmax(s2 - s1 * (s1 / count), (acc)0) : 0;
 }
 
 void welford_merge(acc *count, acc *mean, acc *m2, acc nb, acc mean_b, acc m2_b) {
@@ -344,11 +348,19 @@ __kernel void bn_stats_planes(long N, long C, long S, long G, __global const rea
                               __local acc *lm2) {
     const long g = get_group_id(0), c = get_group_id(1);
     const int lid = get_local_id(0), L = get_local_size(0);
-    acc n = 0, mean = 0, m2 = 0;
+    const acc shift = g < N && lid < S ? x[(g * C + c) * S + lid] : 0;
+    acc s1 = 0, s2 = 0;
+    long count = 0;
     for (long plane = g; plane < N; plane += G) {
         __global const real *p = x + (plane * C + c) * S;
-        for (long s = lid; s < S; s += L) welford_add(&n, &mean, &m2, p[s]);
+        for (long s = lid; s < S; s += L, count++) {
+            const acc d = p[s] - shift;
+            s1 += d;
+            s2 += d * d;
+        }
     }
+    acc n, mean, m2;
+    shifted_to_welford(count, shift, s1, s2, &n, &mean, &m2);
     ln[lid] = n, lmean[lid] = mean, lm2[lid] = m2;
     welford_group(0, lid, 1, L, ln, lmean, lm2);
     if (lid == 0) {
@@ -362,9 +374,18 @@ __kernel void bn_stats_cols(long N, long C, long S, long G, __global const real 
     const long CS = C * S, j = get_global_id(0), gy = get_group_id(1);
     const int lx = get_local_id(0), ly = get_local_id(1);
     const int LX = get_local_size(0), LY = get_local_size(1);
-    acc n = 0, mean = 0, m2 = 0;
+    const long first = gy * LY + ly;
+    const acc shift = j < CS && first < N ? x[first * CS + j] : 0;
+    acc s1 = 0, s2 = 0;
+    long count = 0;
     if (j < CS)
-        for (long row = gy * LY + ly; row < N; row += G * LY) welford_add(&n, &mean, &m2, x[row * CS + j]);
+        for (long row = first; row < N; row += G * LY, count++) {
+            const acc d = x[row * CS + j] - shift;
+            s1 += d;
+            s2 += d * d;
+        }
+    acc n, mean, m2;
+    shifted_to_welford(count, shift, s1, s2, &n, &mean, &m2);
     const int me = ly * LX + lx;
     ln[me] = n, lmean[me] = mean, lm2[me] = m2;
     welford_group(lx, ly, LX, LY, ln, lmean, lm2);
