@@ -121,7 +121,9 @@ mg_status mg_sum(int dtype, const void *x, int64_t n, void *out);
  * be on one device. Offsets, strides and n count ELEMENTS of the dtype.
  * "Statistics" buffers (BN save_mean, save_rstd, batch_var) hold doubles on
  * devices with cl_khr_fp64 and floats elsewhere (mg_cl_device_info_t.fp64);
- * float32 sums accumulate in that type too. */
+ * float32 sums accumulate in that type too. MGBN_OPENCL_FP64=0 makes every
+ * device behave as one without cl_khr_fp64. Do not use a device from a
+ * child process forked after the parent has used it. */
 
 typedef struct mg_cl_buffer mg_cl_buffer_t;   /* opaque: a cl_mem and its device */
 

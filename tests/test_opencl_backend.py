@@ -108,6 +108,50 @@ def test_pocl_cache_dir_gets_a_writable_default(tmp_path):
     assert run.stdout.strip() == str(tmp_path / "microgradbn" / "pocl")
 
 
+NO_FP64 = r"""
+import numpy as np
+import microgradbn as mg
+from microgradbn._backend import opencl as cl
+from microgradbn.reference import bn_paper
+assert cl.device_info(0)["fp64"] is False and cl.statistics_dtype(0) == np.float32
+try:
+    cl.unary(cl.UNARY_EXP, cl.to_device(np.ones(3)))
+except TypeError as e:
+    assert isinstance(e, mg.DTypeError) and "has no float64 (cl_khr_fp64)" in str(e), e
+else:
+    raise AssertionError("float64 ran on a device without cl_khr_fp64")
+rng = np.random.default_rng(0)
+def close(got, want, tol=1e-4):   # float sums (no float64 to accumulate in)
+    got, want = got.numpy(), np.asarray(want)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert np.abs(got - want).max() <= tol * max(np.abs(want).max(), 1.0), (got, want)
+for shape in [(100, 7), (16, 3, 40)]:
+    x = (rng.standard_normal(shape) * 2 + 50).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    y, mean, rstd, var = cl.batch_norm_train_forward(cl.to_device(x), None, None, 1e-5)
+    assert mean.dtype == np.float32
+    close(y, bn_paper.paper_forward(x))
+    dx, dw, db = cl.batch_norm_backward(cl.to_device(dy), cl.to_device(x), mean, rstd, None, True, True, True)
+    want = bn_paper.paper_backward(dy, x)
+    close(dx, want[0]); close(dw, want[1]); close(db, want[2])
+x = rng.standard_normal((30, 1000)).astype(np.float32)
+close(cl.sum_axes(cl.to_device(x), (1,)), x.astype(np.float64).sum(1))
+close(cl.reduce(cl.REDUCE_MAX, cl.to_device(x), (0,)), x.max(0))
+e = np.exp(x - x.max(-1, keepdims=True))
+close(cl.softmax(cl.to_device(x)), e / e.sum(-1, keepdims=True))
+print("ok")
+"""
+
+
+@needs_device
+def test_device_without_fp64():
+    """MGBN_OPENCL_FP64=0 runs the path of devices without cl_khr_fp64 (float
+    sums, float32 statistics, float64 refused)."""
+    env = dict(os.environ, MGBN_OPENCL_FP64="0")
+    run = subprocess.run([sys.executable, "-c", NO_FP64], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
 # ---- devices and arrays --------------------------------------------------------------
 
 @needs_device

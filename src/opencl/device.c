@@ -4,7 +4,8 @@
  * command queue. kernels.cl is built for a device the first time an
  * operation of a dtype runs there, once per (device, dtype) and process:
  * REAL is float or double, ACC (sums, statistics) is double wherever the
- * device has cl_khr_fp64 and float elsewhere. */
+ * device has cl_khr_fp64 and float elsewhere. MGBN_OPENCL_FP64=0 treats
+ * every device as one without cl_khr_fp64 (so tests reach that path). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,8 @@ static int open_device(mg_cl_device_t *d, cl_device_id id) {
     d->max_work_group = wg ? wg : 1;
     d->compute_units = (int)units;
     d->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
-    d->fp64 = device_has_fp64(id);
+    const char *fp64 = getenv("MGBN_OPENCL_FP64");   /* "0": run as on a device without it */
+    d->fp64 = device_has_fp64(id) && !(fp64 && strcmp(fp64, "0") == 0);
     /* The matmul work-group is TS x TS/4 items and holds two TS x (TS + 1) tiles. */
     d->matmul_tile = 32;
     while (d->matmul_tile > 4 && (d->matmul_tile * d->matmul_tile / 4 > d->max_work_group ||
