@@ -10,9 +10,15 @@ from ._backend import cpu as _cpu
 _cpu.init()  # a bad MGBN_SIMD or MGBN_NUM_THREADS is reported here, at import
 
 from . import autograd  # noqa: E402
+from . import graph  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from .errors import BackendError, DTypeError, InternalError, ShapeError  # noqa: E402
-from .ops import add, div, mul, neg, sub, sum  # noqa: E402
+from .autograd import gradcheck  # noqa: E402,F401
+from .ops import (  # noqa: E402
+    abs, add, amax, amin, argmax, argmin, cat, clamp, clone, div, eq, exp, expand, flatten, ge, gt,
+    le, log, log_softmax, lt, matmul, mean, mul, ne, neg, permute, pow, relu, reshape, sigmoid, softmax,
+    sqrt, squeeze, stack, sub, sum, tanh, transpose, unsqueeze, var, view, where,
+)
 from . import datasets  # noqa: E402
 from . import opencl  # noqa: E402
 from .tensor import Tensor, bool_, float32, float64, int64  # noqa: E402
@@ -20,6 +26,8 @@ from .creation import (  # noqa: E402
     arange, empty, from_numpy, full, full_like, manual_seed, ones, ones_like, rand, rand_like,
     randn, randn_like, tensor, zeros, zeros_like,
 )
+from . import nn, optim  # noqa: E402
+from .serialization import load, save  # noqa: E402
 
 __version__ = "0.1.0"
 

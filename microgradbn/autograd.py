@@ -6,10 +6,12 @@ runs `forward` on the inputs' arrays and, when any input requires grad,
 returns a Tensor whose `grad_fn` is the op instance: a node of the graph.
 
 A node knows, as in PyTorch:
+  - `name()`: e.g. "MulBackward";
   - `next_functions`: for each input, (the node that made it, 0), or
     (AccumulateGrad(leaf), 0) for a leaf that requires grad, or (None, 0);
   - `saved_tensors`: the arrays backward needs, freed once backward has run
-    unless `retain_graph=True`.
+    unless `retain_graph=True` (a later backward through the node raises);
+  - `output_meta`: (shape, dtype) of the tensor it made.
 
 `backward(tensor)` walks the graph in reverse topological order computed
 with an explicit stack, so a chain of 100,000 ops needs no recursion.
@@ -17,15 +19,20 @@ with an explicit stack, so a chain of 100,000 ops needs no recursion.
 import contextlib
 import threading
 
-_state = threading.local()
+import numpy as np
+
+from ._backend import cpu
+
+
+class _GradState(threading.local):
+    enabled = True
+
+
+_state = _GradState()
 
 
 def is_grad_enabled():
-    return getattr(_state, "grad_enabled", True)
-
-
-def set_grad_enabled(mode):
-    _state.grad_enabled = bool(mode)
+    return _state.enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -35,16 +42,16 @@ class _GradMode(contextlib.ContextDecorator):
         self.mode = mode
 
     def __enter__(self):
-        self.previous = is_grad_enabled()
-        set_grad_enabled(self.mode)
+        self.previous = _state.enabled
+        _state.enabled = self.mode
 
     def __exit__(self, *exc):
-        set_grad_enabled(self.previous)
+        _state.enabled = self.previous
         return False
 
 
 def no_grad(fn=None):
-    """`with mg.no_grad():` or `@mg.no_grad()`: build no graph inside."""
+    """`with mg.no_grad():` or `@mg.no_grad()` (or `@mg.no_grad`): build no graph inside."""
     return _GradMode(False)(fn) if callable(fn) else _GradMode(False)
 
 
@@ -53,10 +60,24 @@ def enable_grad(fn=None):
     return _GradMode(True)(fn) if callable(fn) else _GradMode(True)
 
 
+class set_grad_enabled(_GradMode):
+    """`mg.set_grad_enabled(False)` switches grad mode now; used in a `with`
+    statement it restores the previous mode on exit, as in PyTorch."""
+
+    def __init__(self, mode):
+        super().__init__(bool(mode))
+        self.previous = _state.enabled
+        _state.enabled = self.mode
+
+    def __enter__(self):
+        pass
+
+
 class Node:
     """Common part of every graph node: its name, its edges, its saved arrays."""
 
     next_functions = ()
+    saved_tensors = ()
     _freed = False
 
     def name(self):
@@ -86,33 +107,46 @@ class Function(Node):
     An input may be None (an absent optional tensor, e.g. BN without
     affine): forward gets None for it and it has no edge in the graph.
     `self.needs_input_grad[i]` tells backward which input grads are wanted;
-    `self.save_for_backward(...)` keeps arrays for backward.
+    `self.save_for_backward(...)` keeps the arrays backward reads (and only
+    those count as saved: they are freed after backward).
     """
 
-    saved_tensors = ()
+    needs_input_grad = ()
 
     def save_for_backward(self, *arrays):
         self.saved_tensors = arrays
 
     @classmethod
     def apply(cls, *inputs, **options):
-        from .tensor import Tensor
-
         node = cls()
-        arrays = [None if t is None else t.data for t in inputs]
-        out = node.forward(*arrays, **options)
-        requires_grad = is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
-        result = Tensor._wrap(out, requires_grad)
-        if requires_grad:
-            node.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs)
-            node.next_functions = tuple((None if t is None else t._grad_node(), 0) for t in inputs)
-            node.output_meta = (out.shape, out.dtype)
-            result.grad_fn = node
+        out = node.forward(*[None if t is None else t.data for t in inputs], **options)
+        result = _tensor.Tensor._wrap(out)
+        if _state.enabled:
+            for t in inputs:
+                if t is not None and t.requires_grad:
+                    node.connect(inputs, result)
+                    break
         return result
 
+    def connect(self, inputs, result):
+        """Make self the grad_fn of result, with an edge to each input."""
+        needs, edges = [], []
+        for t in inputs:
+            if t is not None and t.requires_grad:
+                needs.append(True)
+                edges.append((t.grad_fn or t._grad_node(), 0))
+            else:
+                needs.append(False)
+                edges.append((None, 0))
+        self.needs_input_grad, self.next_functions = tuple(needs), tuple(edges)
+        self.output_meta = (result.data.shape, result.data.dtype)
+        result.requires_grad = True
+        result.grad_fn = self
+
     def _release(self):
-        self.saved_tensors = ()
-        self._freed = True
+        if self.saved_tensors:
+            self.saved_tensors = ()
+            self._freed = True
 
     def _run_backward(self, grad):
         if self._freed:
@@ -143,14 +177,24 @@ def topological_order(root):
     return order
 
 
+def accumulate(total, grad):
+    """total + grad, on the C add when both are float arrays of one shape."""
+    if total.shape == grad.shape and total.dtype == grad.dtype and total.dtype in cpu.DTYPE_CODES:
+        return cpu.add(total, grad)
+    return total + grad
+# While mg.graph.trace() records, the object it set here: the engine calls
+# begin(order) once per backward, then run(node, grad) in place of node._run_backward.
+_trace = None
+
+
 def run_backward(tensor, gradient, retain_graph=False):
     """Backpropagate `gradient` (an array shaped like tensor) from tensor."""
-    root = tensor.grad_fn
-    if root is None:
-        tensor._accumulate_grad(gradient)
-        return
+    root = tensor._grad_node()  # a leaf's AccumulateGrad: its hooks run too
     grads = {id(root): gradient}
-    for node in topological_order(root):
+    order = topological_order(root)
+    if _trace is not None:
+        _trace.begin(order)
+    for node in order:
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
@@ -164,14 +208,14 @@ def run_backward(tensor, gradient, retain_graph=False):
             kept = ref()
             if kept is not None:
                 kept._set_retained_grad(grad)
-        input_grads = node._run_backward(grad)
+        input_grads = node._run_backward(grad) if _trace is None else _trace.run(node, grad)
         if not retain_graph:
             node._release()
         for (next_node, _), input_grad in zip(node.next_functions, input_grads):
             if next_node is None or input_grad is None:
                 continue
             key = id(next_node)
-            grads[key] = input_grad if key not in grads else grads[key] + input_grad
+            grads[key] = input_grad if key not in grads else accumulate(grads[key], input_grad)
 
 
 def unbroadcast(grad, shape):
@@ -182,7 +226,10 @@ def unbroadcast(grad, shape):
     axes = tuple(range(extra)) + tuple(
         extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
     )
-    from .ops import reduce_sum_array
+    if grad.dtype not in cpu.DTYPE_CODES:
+        return np.sum(grad, axis=axes).reshape(shape)
+    return cpu.reduce(cpu.REDUCE_SUM, grad, axes).reshape(shape)
 
-    return reduce_sum_array(grad, axes).reshape(shape)
 
+from . import tensor as _tensor  # noqa: E402  (tensor.py imports this module first)
+from .gradcheck import gradcheck  # noqa: E402,F401

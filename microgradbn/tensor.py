@@ -3,11 +3,18 @@
 A Tensor holds its storage (`data`, a NumPy array on the CPU), whether it
 `requires_grad`, its accumulated `grad` (a Tensor, for leaves) and, when an
 op made it, that op's graph node `grad_fn`. Ops live in microgradbn/ops/;
-the operators below only route to them.
+the methods below only route to them.
+
+The attributes have class-level defaults, so wrapping a fresh array (which
+every op does) sets only what differs: per-op overhead matters for small
+models.
 """
+import weakref
+
 import numpy as np
 
 from . import autograd
+from ._backend import cpu
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -53,37 +60,45 @@ def _to_array(data, dtype=None, copy=True):
             raise TypeError(f"cannot make a tensor from {type(data).__name__} data")
         if dtype is None:
             dtype = {"f": float32, "i": int64, "u": int64, "b": bool_}[array.dtype.kind]
-    # astype converts byte order and dtype; copy=False keeps the memory when it can.
+    # astype converts byte order and dtype (a big-endian array becomes native);
+    # copy=False keeps the memory when it can.
     return array.astype(dtype, order="K", copy=copy) if copy or array.dtype != dtype else array
 
 
 class Tensor:
-    __slots__ = ("data", "requires_grad", "grad", "grad_fn", "name", "_accumulator",
-                 "_hooks", "_retains_grad", "__weakref__")
-
     __array_priority__ = 1000  # numpy_array + tensor calls Tensor.__radd__
+    __hash__ = object.__hash__  # == is elementwise, identity stays the hash
+
+    requires_grad = False
+    grad = None
+    grad_fn = None
+    name = None
+    _accumulator = None
+    _retains_grad = False
+    _handle = None           # backend pointer to `data`, valid while _handle_of is data
+    _handle_of = None
 
     def __init__(self, data, dtype=None, requires_grad=False, name=None):
         self.data = _to_array(data, dtype)
-        self.grad = None
-        self.grad_fn = None
         self.name = name
-        self._accumulator = None
-        self._hooks = None
-        self._retains_grad = False
-        self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
     @classmethod
     def _wrap(cls, array, requires_grad=False):
         """A tensor around an array an op just made (no checks, no copy)."""
-        t = cls.__new__(cls)
+        t = object.__new__(cls)
         t.data = array
-        t.requires_grad = requires_grad
-        t.grad = t.grad_fn = t.name = t._accumulator = t._hooks = None
-        t._retains_grad = False
+        if requires_grad:
+            t.requires_grad = True
         return t
+
+    def _storage_handle(self):
+        """The backend pointer to `data` (C-contiguous only), made once per array."""
+        data = self.data
+        if self._handle_of is not data:
+            self._handle, self._handle_of = cpu.handle(data), data
+        return self._handle
 
     # ---- what it is ------------------------------------------------------
 
@@ -116,10 +131,18 @@ class Tensor:
     def is_leaf(self):
         return self.grad_fn is None
 
+    def is_floating_point(self):
+        return self.data.dtype in _FLOAT_DTYPES
+
     def __len__(self):
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
 
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
@@ -141,6 +164,9 @@ class Tensor:
                                "Use tensor.detach().numpy() instead.")
         return self.data
 
+    def __array__(self, dtype=None, copy=None):
+        return self.data if dtype is None else self.data.astype(dtype)
+
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
@@ -153,6 +179,11 @@ class Tensor:
         return float(self.item())
 
     def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.data.dtype != int64 or self.data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self.item())
 
     def __bool__(self):
@@ -175,6 +206,11 @@ class Tensor:
         """The same storage, cut from the graph."""
         return Tensor._wrap(self.data)
 
+    def detach_(self):
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
     def backward(self, gradient=None, retain_graph=False):
         if not self.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
@@ -185,8 +221,8 @@ class Tensor:
         else:
             gradient = _to_array(gradient, self.data.dtype, copy=False)
             if gradient.shape != self.data.shape:
-                raise RuntimeError(f"mismatch in shape: grad_output has shape {gradient.shape} "
-                                   f"and output has shape {self.data.shape}")
+                raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {gradient.shape} "
+                                   f"and output has a shape of {self.data.shape}")
         autograd.run_backward(self, gradient, retain_graph=retain_graph)
 
     def register_hook(self, hook):
@@ -206,8 +242,6 @@ class Tensor:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self.is_leaf or self._retains_grad:
             return
-        import weakref
-
         self._retains_grad = True
         node = self.grad_fn
         if not hasattr(node, "retained"):
@@ -230,50 +264,22 @@ class Tensor:
 
     def _accumulate_grad(self, grad):
         if self.grad is None:
-            self.grad = Tensor._wrap(np.array(grad, dtype=self.data.dtype, copy=True))
+            self.grad = Tensor._wrap(np.array(grad, dtype=self.data.dtype, order="C", copy=True))
         else:
-            self.grad = Tensor._wrap(self.grad.data + grad)
+            self.grad = Tensor._wrap(autograd.accumulate(self.grad.data, grad))
 
     def _set_retained_grad(self, grad):
         self._accumulate_grad(grad)
 
-    # ---- operators (the ops themselves are in microgradbn/ops/) ----------
-
-    def __add__(self, other):
-        return _ops.add(self, other)
-
-    def __radd__(self, other):
-        return _ops.add(other, self)
-
-    def __sub__(self, other):
-        return _ops.sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops.sub(other, self)
-
-    def __mul__(self, other):
-        return _ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops.mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.div(other, self)
-
-    def __neg__(self):
-        return _ops.neg(self)
-
-    def sum(self, dim=None, keepdim=False):
-        return _ops.sum(self, dim, keepdim)
-
     # ---- in place on storage (no graph) ----------------------------------
 
     def _check_inplace(self):
-        if self.requires_grad and self.is_leaf and autograd.is_grad_enabled():
-            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        if self.requires_grad and autograd.is_grad_enabled():
+            if self.is_leaf:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                                   "operation.")
+            raise RuntimeError("in-place operations on tensors that are part of an autograd graph "
+                               "are not supported; use the out-of-place op")
 
     def zero_(self):
         self._check_inplace()
@@ -291,6 +297,39 @@ class Tensor:
         np.copyto(self.data, np.broadcast_to(src, self.data.shape), casting="same_kind")
         return self
 
+    def _inplace(self, ufunc, other):
+        self._check_inplace()
+        other = other.data if isinstance(other, Tensor) else other
+        ufunc(self.data, other, out=self.data, casting="same_kind")
+        return self
+
+    def add_(self, other, alpha=1):
+        return self._inplace(np.add, other if alpha == 1 else _ops.mul(other, alpha).data)
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(np.subtract, other if alpha == 1 else _ops.mul(other, alpha).data)
+
+    def mul_(self, other):
+        return self._inplace(np.multiply, other)
+
+    def div_(self, other):
+        return self._inplace(np.true_divide, other)
+
+    def clamp_(self, min=None, max=None):
+        self._check_inplace()
+        np.copyto(self.data, _ops.clamp(self.detach(), min, max).data)
+        return self
+
+    def __setitem__(self, index, value):
+        self._check_inplace()
+        value = value.data if isinstance(value, Tensor) else value
+        self.data[_ops.shape.plain_index(index)] = value
+
+    __iadd__ = add_
+    __isub__ = sub_
+    __imul__ = mul_
+    __itruediv__ = div_
+
 
 class _GradHook:
     """A user hook on a tensor's gradient: array in, array (or None) out."""
@@ -302,7 +341,15 @@ class _GradHook:
         result = self.hook(Tensor._wrap(grad))
         if result is None:
             return None
-        return result.data if isinstance(result, Tensor) else np.asarray(result, dtype=grad.dtype)
+        new = result.data if isinstance(result, Tensor) else np.asarray(result, dtype=grad.dtype)
+        name = getattr(self.hook, "__name__", type(self.hook).__name__)
+        if new.shape != grad.shape:
+            raise RuntimeError(f"hook '{name}' has changed the size of value "
+                               f"(was {grad.shape}, got {new.shape})")
+        if new.dtype != grad.dtype:
+            raise RuntimeError(f"hook '{name}' has changed the type of value "
+                               f"(was {grad.dtype}, got {new.dtype})")
+        return new
 
 
 class _RemovableHandle:
@@ -315,3 +362,5 @@ class _RemovableHandle:
 
 
 from . import ops as _ops  # noqa: E402  (ops import Tensor from this module)
+
+_ops.install_methods(Tensor)

@@ -40,7 +40,7 @@ mg_status mg_alloc(size_t nbytes, void **out) {
     if (!out) return mg_fail(MG_ERR_ARG, "mg_alloc: out is NULL");
     *out = NULL;
     if (nbytes == 0) return mg_fail(MG_ERR_ARG, "mg_alloc: size is zero");
-    if (nbytes > ((size_t)1 << 60)) return mg_fail(MG_ERR_NOMEM, "cannot allocate %zu bytes", nbytes);
+    if (nbytes > ((size_t)1 << 60)) return mg_fail(MG_ERR_NOMEM, "mg_alloc: cannot allocate %zu bytes", nbytes);
     const size_t cls = size_class(nbytes);
     if (cls >= MIN_CACHED) {
         pthread_mutex_lock(&cache_lock);
@@ -57,7 +57,7 @@ mg_status mg_alloc(size_t nbytes, void **out) {
     }
     void *block = NULL;
     if (posix_memalign(&block, ALIGNMENT, cls + ALIGNMENT) != 0 || !block)
-        return mg_fail(MG_ERR_NOMEM, "cannot allocate %zu bytes (out of memory)", nbytes);
+        return mg_fail(MG_ERR_NOMEM, "mg_alloc: cannot allocate %zu bytes (out of memory)", nbytes);
     ((header_t *)block)->class_bytes = cls;
     *out = (char *)block + ALIGNMENT;
     return MG_OK;

@@ -108,6 +108,174 @@ mg_status mg_binary(int op, int dtype, int ndim, const int64_t *shape,
  * count or the SIMD path. *out has the dtype of x. */
 mg_status mg_sum(int dtype, const void *x, int64_t n, void *out);
 
+/* ---- unary maps (api_unary.c, cpu/unary.c) ------------------------------ */
+
+typedef enum {
+    MG_UNARY_EXP = 0,      /* exp(x)          float32: <= 1.5 ulp (own polynomial) */
+    MG_UNARY_LOG = 1,      /* log(x)          float32: <= 1 ulp */
+    MG_UNARY_SQRT = 2,     /* sqrt(x)         correctly rounded */
+    MG_UNARY_TANH = 3,     /* tanh(x)         float32: <= 1.5 ulp */
+    MG_UNARY_SIGMOID = 4,  /* 1 / (1 + exp(-x)), float32: <= 3 ulp */
+    MG_UNARY_RELU = 5,     /* max(x, 0), NaN stays NaN */
+    MG_UNARY_ABS = 6,      /* |x| */
+    MG_UNARY_NEG = 7       /* -x */
+} mg_unary_op;             /* float64 exp/log/tanh come from the C library */
+
+typedef enum {
+    MG_UNARY_GRAD_RELU = 0,     /* gx = g * (y > 0)       saved: y = relu(x) */
+    MG_UNARY_GRAD_SIGMOID = 1,  /* gx = g * y * (1 - y)   saved: y = sigmoid(x) */
+    MG_UNARY_GRAD_TANH = 2,     /* gx = g * (1 - y * y)   saved: y = tanh(x) */
+    MG_UNARY_GRAD_SQRT = 3,     /* gx = g / (2 y)         saved: y = sqrt(x) */
+    MG_UNARY_GRAD_ABS = 4       /* gx = g * sign(x)       saved: x */
+} mg_unary_grad_op;
+
+/* out[i] = f(x[i]) for i < n; x and out contiguous, same dtype (may alias). */
+mg_status mg_unary(int op, int dtype, int64_t n, const void *x, void *out);
+/* out[i] = the gradient of the op at i, from the saved array and grad. */
+mg_status mg_unary_backward(int op, int dtype, int64_t n, const void *saved,
+                            const void *grad, void *out);
+/* out[i] = min(max(x[i], lo), hi) (-INFINITY / INFINITY for no bound). */
+mg_status mg_clamp(int dtype, int64_t n, const void *x, double lo, double hi, void *out);
+/* out[i] = grad[i] where lo <= x[i] <= hi, else 0. */
+mg_status mg_clamp_backward(int dtype, int64_t n, const void *x, const void *grad,
+                            double lo, double hi, void *out);
+
+/* ---- reductions over axes (api_reduce.c) --------------------------------- */
+
+typedef enum { MG_REDUCE_SUM = 0, MG_REDUCE_MAX = 1, MG_REDUCE_MIN = 2 } mg_reduce_op;
+
+/* out = op of x over the axes d with bit (1 << d) set in reduce_mask. x has
+ * shape[ndim] and element strides (any sign, 0 = broadcast); out is
+ * contiguous with the kept axes in order. float32 sums accumulate in
+ * float64; max/min give NaN if any element is NaN; max/min over an empty
+ * axis is MG_ERR_SHAPE, a sum over one is 0. Bitwise the same for any
+ * thread count and SIMD path. */
+mg_status mg_reduce(int op, int dtype, int ndim, const int64_t *shape, const void *x,
+                    const int64_t *strides, unsigned reduce_mask, void *out);
+/* ---- matrix multiplication --------------------------------------------- */
+
+/* Batched GEMM: for every t < batch,
+ *     C[t] = A[t] . B[t]          (accumulate == 0)
+ *     C[t] = C[t] + A[t] . B[t]   (accumulate != 0; useful for gradients)
+ * with A[t] m x k, B[t] k x n, C[t] m x n, all of dtype. Element addresses:
+ *     A[t](i,p) = a + t*a_batch_stride + i*a_row_stride + p*a_col_stride
+ *     B[t](p,j) = b + t*b_batch_stride + p*b_row_stride + j*b_col_stride
+ *     C[t](i,j) = c + t*c_batch_stride + i*c_row_stride + j
+ * in ELEMENTS. A and B strides may be anything (negative: reversed; a
+ * transposed matrix is just swapped strides; batch stride 0 broadcasts one
+ * matrix to every t). C's columns are contiguous, c_row_stride >= n (when
+ * m > 1) and c_batch_stride >= (m-1)*c_row_stride + n (when batch > 1):
+ * C elements never overlap, and C must not overlap A or B. k = 0 gives
+ * C = 0 (or leaves C as it is, with accumulate).
+ * float32 products are summed in float32 (like BLAS): expect a relative
+ * error growing like k * 2^-24. The order of the sum over p depends only on
+ * the shape and the SIMD path, never on the thread count: results are
+ * bitwise identical for any number of threads. */
+mg_status mg_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k,
+                    const void *a, int64_t a_batch_stride, int64_t a_row_stride, int64_t a_col_stride,
+                    const void *b, int64_t b_batch_stride, int64_t b_row_stride, int64_t b_col_stride,
+                    void *c, int64_t c_batch_stride, int64_t c_row_stride, int accumulate);
+/* ---- batch normalization ---- */
+
+/* x is a contiguous float32 or float64 tensor seen as (N, C, S): S = 1 for
+ * (N, C), L for (N, C, L), H*W for (N, C, H, W); channel c has n = N*S
+ * values. weight (gamma) and bias (beta) are (C,) of x's dtype, or NULL
+ * (gamma = 1, beta = 0). The per-channel statistics are float64 whatever the
+ * dtype, so backward sees the mean without rounding. Results do not depend
+ * on the thread count; the math is in docs/bn_backward.md.
+ *
+ * Training forward: mean = sum(x)/n, var = sum((x - mean)^2)/n (biased),
+ * rstd = 1/sqrt(var + eps), y = (x - mean)*rstd*gamma + beta. Writes y (like
+ * x), save_mean, save_rstd and batch_var (C,). Needs n > 1 and eps >= 0. */
+mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S,
+                                      const void *x, const void *weight, const void *bias,
+                                      double eps, void *y, double *save_mean,
+                                      double *save_rstd, double *batch_var);
+
+/* Eval forward: y = x*scale + shift, scale = gamma/sqrt(running_var + eps),
+ * shift = beta - running_mean*scale; running_* are (C,) of x's dtype. */
+mg_status mg_batch_norm_eval_forward(int dtype, int64_t N, int64_t C, int64_t S,
+                                     const void *x, const void *running_mean,
+                                     const void *running_var, const void *weight,
+                                     const void *bias, double eps, void *y);
+
+/* Training backward from dy (like x), x, and save_mean, save_rstd of the
+ * forward: dbias = sum(dy), dweight = sum(dy*xhat), xhat = (x - mean)*rstd,
+ * dx = (1/n)*rstd*(n*g - sum(g) - xhat*sum(g*xhat)), g = dy*gamma.
+ * dx, dweight, dbias may each be NULL (not wanted). */
+mg_status mg_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S,
+                                 const void *dy, const void *x, const double *save_mean,
+                                 const double *save_rstd, const void *weight,
+                                 void *dx, void *dweight, void *dbias);
+
+/* Eval backward: dx = dy*gamma/sqrt(running_var + eps). */
+mg_status mg_batch_norm_eval_backward(int dtype, int64_t N, int64_t C, int64_t S,
+                                      const void *dy, const void *running_var,
+                                      const void *weight, double eps, void *dx);
+/* ---- convolution and pooling ------------------------------------------ */
+
+/* A 2-D sliding window: kernel size, stride (>= 1) and padding (>= 0) along
+ * the height and the width. An input of height H gives an output of height
+ *     OH = (H + 2*pad_h - kernel_h) / stride_h + 1      (rounded down)
+ * and likewise for the width (dilation 1, PyTorch's ceil_mode=False). */
+typedef struct {
+    int64_t kernel_h, kernel_w;
+    int64_t stride_h, stride_w;
+    int64_t pad_h, pad_w;
+} mg_window2d_t;
+
+/* 2-D convolution (cross-correlation), as torch.nn.functional.conv2d with
+ * groups = 1 and dilation = 1; x reads as 0 outside the image:
+ *     out[n,o,i,j] = bias[o] + sum_{c,p,q} weight[o,c,p,q] * x[n, c, i*stride_h - pad_h + p,
+ *                                                              j*stride_w - pad_w + q]
+ * x (batch, c_in, h, w), weight (c_out, c_in, kernel_h, kernel_w), bias
+ * (c_out) or NULL, out (batch, c_out, OH, OW): contiguous, all of dtype.
+ * Runs as im2col + mg_matmul, so float32 products are summed in float32 as
+ * mg_matmul does. The bits do not depend on the thread count. */
+mg_status mg_conv2d_forward(int dtype, int64_t batch, int64_t c_in, int64_t h, int64_t w,
+                            int64_t c_out, const mg_window2d_t *window,
+                            const void *x, const void *weight, const void *bias, void *out);
+
+/* The gradients of mg_conv2d_forward, given dout (batch, c_out, OH, OW):
+ *     dx[n,c,y,x]     = sum of weight[o,c,p,q] * dout[n,o,i,j] over the (o,i,j,p,q) that read x[n,c,y,x]
+ *     dweight[o,c,p,q] = sum_{n,i,j} dout[n,o,i,j] * x[n, c, i*stride_h - pad_h + p, j*stride_w - pad_w + q]
+ *     dbias[o]        = sum_{n,i,j} dout[n,o,i,j]       (float32 summed in float64)
+ * dx, dweight and dbias may each be NULL (not wanted); the others are
+ * written, not added to. x may be NULL when dweight is, weight when dx is. */
+mg_status mg_conv2d_backward(int dtype, int64_t batch, int64_t c_in, int64_t h, int64_t w,
+                             int64_t c_out, const mg_window2d_t *window,
+                             const void *x, const void *weight, const void *dout,
+                             void *dx, void *dweight, void *dbias);
+
+/* 2-D max pooling, as torch.nn.functional.max_pool2d (dilation 1, floor
+ * mode): padding reads as -infinity and may be at most half the kernel.
+ * x (batch, channels, h, w), out (batch, channels, OH, OW), contiguous.
+ * out = the largest value of each window; a NaN counts as larger than
+ * anything (the max is NaN), as in PyTorch. */
+mg_status mg_max_pool2d_forward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                                const mg_window2d_t *window, const void *x, void *out);
+
+/* dx (shaped like x) = dout routed to the position of each window's max:
+ * the first maximum in row-major window order (PyTorch's rule; with NaNs,
+ * the last NaN). The positions are found again from x, so forward needs
+ * to store nothing. dx is written, not added to. */
+mg_status mg_max_pool2d_backward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                                 const mg_window2d_t *window, const void *x, const void *dout,
+                                 void *dx);
+
+/* 2-D average pooling, as torch.nn.functional.avg_pool2d with
+ * count_include_pad=True (PyTorch's default): each output is the sum of the
+ * window's values inside the image divided by kernel_h * kernel_w (padding
+ * counts as zeros); padding may be at most half the kernel. float32 is
+ * summed in float64. */
+mg_status mg_avg_pool2d_forward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                                const mg_window2d_t *window, const void *x, void *out);
+
+/* dx (batch, channels, h, w) = sum over the windows holding each input
+ * position of dout / (kernel_h * kernel_w). dx is written, not added to. */
+mg_status mg_avg_pool2d_backward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                                 const mg_window2d_t *window, const void *dout, void *dx);
+
 /* ---- OpenCL ---- (src/opencl/, api_opencl.c, api_opencl_nn.c) ----------- */
 
 /* libOpenCL is opened with dlopen on the first call of any mg_cl_ function

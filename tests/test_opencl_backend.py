@@ -218,6 +218,12 @@ def test_binary_max_min_keep_nan_and_same_shape_helpers():
     assert handle is out
     np.testing.assert_array_equal(out.numpy(), a * b)
     np.testing.assert_array_equal(cl.add(A, B).numpy(), a + b)
+    out = cl.empty((3,), np.float32)
+    assert cl.binary(0, A, B, (3,), np.float32, out=out) is out
+    assert cl.unary(cl.UNARY_NEG, B, out=out) is out
+    np.testing.assert_array_equal(out.numpy(), -b)
+    with pytest.raises(ValueError, match="out must be"):
+        cl.unary(cl.UNARY_NEG, B, out=cl.empty((2,), np.float32))
 
 
 UNARY = [np.exp, np.log, np.sqrt, np.tanh, lambda v: 1 / (1 + np.exp(-v)), lambda v: np.maximum(v, 0),
@@ -468,3 +474,39 @@ def test_adam_step(dtype, wd, decoupled):
     check(M, m, dtype, TOL[np.dtype(dtype)] * 10)
     with pytest.raises(ValueError, match="step"):
         cl.adam_step(P, cl.to_device(g), M, V, 1e-2, 0.9, 0.999, 1e-8, wd, 0, decoupled)
+
+
+# ---- parity with the CPU backend (same names, argument orders, results) ---------------------
+
+@needs_device
+@DTYPES
+def test_same_calls_as_the_cpu_backend(dtype):
+    from microgradbn._backend import cpu
+    x, y = rand((6, 4, 5), dtype, 40), rand((4, 5), dtype, 41)
+    w, b = rand((4,), dtype, 42), rand((4,), dtype, 43)
+    calls = [
+        ("binary", lambda m, d: m.binary(m.OP_MUL, d(x), d(y), (6, 4, 5), dtype)),
+        ("unary", lambda m, d: m.unary(m.UNARY_TANH, d(x))),
+        ("unary_backward", lambda m, d: m.unary_backward(m.GRAD_SIGMOID, d(x), d(x))),
+        ("clamp", lambda m, d: m.clamp(d(x), -0.5, 0.5)),
+        ("reduce", lambda m, d: m.reduce(m.REDUCE_MAX, d(x), (0, 2))),
+        ("sum_axes", lambda m, d: m.sum_axes(d(x), (1,))),
+        ("sum_all", lambda m, d: m.sum_all(d(x))),
+        ("matmul", lambda m, d: m.matmul(d(x), d(y.T.copy()))),
+        ("matmul_tn", lambda m, d: m.matmul_tn(d(x), d(x))),
+        ("batch_norm_train_forward", lambda m, d: m.batch_norm_train_forward(d(x), d(w), d(b), 1e-5)[0]),
+        ("batch_norm_eval_forward", lambda m, d: m.batch_norm_eval_forward(d(x), d(w), d(np.abs(b) + 1), d(w),
+                                                                           d(b), 1e-5)),
+        ("batch_norm_eval_backward", lambda m, d: m.batch_norm_eval_backward(d(x), d(np.abs(b) + 1), d(w), 1e-5)),
+    ]
+    for name, call in calls:
+        want = call(cpu, lambda a: a)
+        got = call(cl, cl.to_device)
+        check(got, want, dtype, TOL[np.dtype(dtype)] * 10)
+    _, mean, rstd, _ = cpu.batch_norm_train_forward(x, w, b, 1e-5)
+    _, mean_d, rstd_d, _ = cl.batch_norm_train_forward(cl.to_device(x), cl.to_device(w), cl.to_device(b), 1e-5)
+    dy = rand(x.shape, dtype, 44)
+    want = cpu.batch_norm_backward(dy, x, mean, rstd, w, True, True, True)
+    got = cl.batch_norm_backward(cl.to_device(dy), cl.to_device(x), mean_d, rstd_d, cl.to_device(w), True, True, True)
+    for g, wnt in zip(got, want):
+        check(g, wnt, dtype, TOL[np.dtype(dtype)] * 10, scale=np.abs(dy).max() * np.abs(w).max() * rstd.max())

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${MGBN_BUILD_DIR:-build/dev}
+mkdir -p "$(dirname "$BUILD_DIR")"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMGBN_BUILD_TESTS=ON \
       -DPython_EXECUTABLE="$(command -v python3)" "$@" > "$BUILD_DIR.log" 2>&1 \
   || { cat "$BUILD_DIR.log"; exit 1; }

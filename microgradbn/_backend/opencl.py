@@ -19,11 +19,11 @@ import numpy as np
 
 from .._mgbn import ffi, lib
 from ..errors import DTypeError, ShapeError
-from .cpu import DTYPE_CODES, OP_ADD, raise_status
-
-UNARY_EXP, UNARY_LOG, UNARY_SQRT, UNARY_TANH, UNARY_SIGMOID, UNARY_RELU, UNARY_ABS, UNARY_NEG = range(8)
-GRAD_RELU, GRAD_SIGMOID, GRAD_TANH, GRAD_SQRT, GRAD_ABS = range(5)
-REDUCE_SUM, REDUCE_MAX, REDUCE_MIN = range(3)
+from .cpu import (  # noqa: F401  (the op codes are the CPU backend's, re-exported)
+    DTYPE_CODES, GRAD_ABS, GRAD_RELU, GRAD_SIGMOID, GRAD_SQRT, GRAD_TANH, OP_ADD, OP_DIV, OP_MAX, OP_MIN,
+    OP_MUL, OP_SUB, REDUCE_MAX, REDUCE_MIN, REDUCE_SUM, UNARY_ABS, UNARY_EXP, UNARY_LOG, UNARY_NEG,
+    UNARY_RELU, UNARY_SIGMOID, UNARY_SQRT, UNARY_TANH, raise_status,
+)
 
 
 def _default_pocl_cache_dir():
@@ -229,10 +229,19 @@ def _like(x, shape=None, dtype=None):
 
 # ---- elementwise -------------------------------------------------------------------
 
-def binary(op, a, b, shape, dtype):
-    """a op b broadcast to shape, in dtype (a and b already have it)."""
+def _output(out, shape, dtype, device, name):
+    if out is None:
+        return ClArray(shape, dtype, device)
+    if out.shape != tuple(shape) or out.dtype != dtype:
+        raise ValueError(f"{name}: out must be a {np.dtype(dtype)} ClArray of shape {tuple(shape)}")
+    return out
+
+
+def binary(op, a, b, shape, dtype, out=None):
+    """a op b broadcast to shape, in dtype (a and b already have it), into
+    out (a ClArray) or a new array."""
     shape = tuple(shape)
-    out = ClArray(shape, dtype, a.device)
+    out = _output(out, shape, dtype, a.device, "binary")
 
     def strides(x):
         pad = len(shape) - x.ndim
@@ -258,9 +267,9 @@ def binary_same(op, x, x_handle, y_handle):
     return out, out
 
 
-def unary(op, x):
-    """f(x) elementwise (a UNARY_* op)."""
-    out = _like(x)
+def unary(op, x, out=None):
+    """f(x) elementwise (a UNARY_* op) into out (x's shape and dtype) or a new array."""
+    out = _output(out, x.shape, x.dtype, x.device, "unary")
     _check(lib.mg_cl_unary(op, _dtype_code(x.dtype), x.size, x.buffer, out.buffer))
     return out
 

@@ -1,22 +1,32 @@
-"""Elementwise arithmetic: + - * / and negation, with NumPy broadcasting.
+"""Elementwise arithmetic: + - * / ** and negation, with NumPy broadcasting.
 
 Broadcasting happens inside the C kernel (strides of 0), never by
 materialising the stretched operand; backward sums each gradient back to
 its input's shape (autograd.unbroadcast).
+
+Type promotion follows PyTorch: float32 with float64 gives float64; a
+Python number takes the tensor's dtype (an int tensor with a float number
+gives float32); a 0-d float tensor does not promote a float tensor with
+dimensions.
+
+Per-call cost: two tensors of one shape, one float dtype, both C-contiguous
+(the common case) skip the general machinery: `_elementwise` calls the C
+kernel with each tensor's cached storage pointer and wires the graph node
+directly. Each op's `setup` records what its backward needs, for both paths.
 """
 import numpy as np
 
 from .._backend import cpu
-from ..autograd import Function, unbroadcast
+from ..autograd import Function, _state, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor, _to_array
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_CODES = cpu.DTYPE_CODES
 
 
 def _operands(a, b):
-    """Both operands as tensors; a Python number takes the tensor's dtype
-    (PyTorch: a scalar does not promote), float32 with float64 gives float64."""
+    """Both operands as tensors; a Python number takes the other's dtype."""
     if not isinstance(a, Tensor):
         a = Tensor._wrap(_scalar_array(a, b))
     if not isinstance(b, Tensor):
@@ -27,100 +37,57 @@ def _operands(a, b):
 def _scalar_array(value, like):
     if isinstance(value, (bool, int, float, np.number)):
         dtype = like.data.dtype
-        if isinstance(value, float) and dtype not in _FLOATS:
+        if isinstance(value, (float, np.floating)) and dtype not in _FLOATS:
             dtype = np.dtype(np.float32)
         return np.asarray(value, dtype=dtype)
     return _to_array(value)
 
 
-def _result_dtype(x, y):
+def result_dtype(x, y):
+    """The dtype of x op y for arrays x and y (PyTorch's promotion)."""
     if x.dtype == y.dtype:
         return x.dtype
+    if x.dtype in _FLOATS and y.dtype in _FLOATS:
+        if x.ndim == 0 and y.ndim > 0:
+            return y.dtype
+        if y.ndim == 0 and x.ndim > 0:
+            return x.dtype
+        return np.dtype(np.float64)
     if x.dtype in _FLOATS or y.dtype in _FLOATS:
-        return np.dtype(np.float64) if np.dtype(np.float64) in (x.dtype, y.dtype) else np.dtype(np.float32)
+        return x.dtype if x.dtype in _FLOATS else y.dtype
     return np.result_type(x.dtype, y.dtype)
 
 
 def broadcast_shape(x, y, op_name):
-    try:
-        return np.broadcast_shapes(x.shape, y.shape)
-    except ValueError:
-        raise ShapeError(f"{op_name}: shapes {tuple(x.shape)} and {tuple(y.shape)} "
-                         "cannot be broadcast together") from None
+    """NumPy's broadcast of two shapes, or ShapeError naming both."""
+    sx, sy = x.shape, y.shape
+    if sx == sy:
+        return sx
+    if len(sx) < len(sy):
+        sx = (1,) * (len(sy) - len(sx)) + sx
+    else:
+        sy = (1,) * (len(sx) - len(sy)) + sy
+    shape = []
+    for m, n in zip(sx, sy):
+        if m != n and m != 1 and n != 1:
+            raise ShapeError(f"{op_name}: shapes {tuple(x.shape)} and {tuple(y.shape)} "
+                             "cannot be broadcast together")
+        shape.append(n if m == 1 else m)
+    return tuple(shape)
 
 
 def binary_forward(op_code, numpy_fn, x, y, op_name):
     """x op y with broadcasting and type promotion, on the C kernels for floats."""
     shape = broadcast_shape(x, y, op_name)
-    dtype = _result_dtype(x, y)
+    dtype = result_dtype(x, y)
     if dtype not in _FLOATS:
         return numpy_fn(x, y)
     return cpu.binary(op_code, x.astype(dtype, copy=False), y.astype(dtype, copy=False), shape, dtype)
 
 
-def _grad_for(grad, x):
-    """grad summed back to x's shape, in x's dtype."""
-    return unbroadcast(grad, x.shape).astype(x.dtype, copy=False)
-
-
-class Add(Function):
-    def forward(self, x, y):
-        self.x_meta, self.y_meta = _Meta(x), _Meta(y)
-        return binary_forward(cpu.OP_ADD, np.add, x, y, "add")
-
-    def backward(self, grad):
-        return _grad_for(grad, self.x_meta), _grad_for(grad, self.y_meta)
-
-
-class Sub(Function):
-    def forward(self, x, y):
-        self.x_meta, self.y_meta = _Meta(x), _Meta(y)
-        return binary_forward(cpu.OP_SUB, np.subtract, x, y, "sub")
-
-    def backward(self, grad):
-        return _grad_for(grad, self.x_meta), _grad_for(-grad, self.y_meta)
-
-
-class Mul(Function):
-    def forward(self, x, y):
-        self.save_for_backward(x, y)
-        return binary_forward(cpu.OP_MUL, np.multiply, x, y, "mul")
-
-    def backward(self, grad):
-        x, y = self.saved_tensors
-        gx = _grad_for(_mul(grad, y), x) if self.needs_input_grad[0] else None
-        gy = _grad_for(_mul(grad, x), y) if self.needs_input_grad[1] else None
-        return gx, gy
-
-
-class Div(Function):
-    def forward(self, x, y):
-        self.save_for_backward(x, y)
-        return binary_forward(cpu.OP_DIV, np.true_divide, x, y, "div")
-
-    def backward(self, grad):
-        x, y = self.saved_tensors
-        gx = _grad_for(_div(grad, y), x) if self.needs_input_grad[0] else None
-        # d(x/y)/dy = -x / y^2
-        gy = _grad_for(-_div(_mul(grad, x), _mul(y, y)), y) if self.needs_input_grad[1] else None
-        return gx, gy
-
-
-class Neg(Function):
-    def forward(self, x):
-        return np.negative(x)
-
-    def backward(self, grad):
-        return np.negative(grad)
-
-
-class _Meta:
-    """Shape and dtype of an input, all that add/sub need for backward."""
-
-    __slots__ = ("shape", "dtype")
-
-    def __init__(self, array):
-        self.shape, self.dtype = array.shape, array.dtype
+def _grad_for(grad, shape, dtype):
+    """grad summed back to an input's shape, in its dtype."""
+    return unbroadcast(grad, shape).astype(dtype, copy=False)
 
 
 def _mul(x, y):
@@ -131,21 +98,160 @@ def _div(x, y):
     return binary_forward(cpu.OP_DIV, np.true_divide, x, y, "div")
 
 
-def add(a, b):
-    return Add.apply(*_operands(a, b))
+class _Binary(Function):
+    """x op y; setup keeps what backward needs (shapes, or the arrays)."""
+
+    op_code = numpy_fn = None
+
+    def forward(self, x, y):
+        self.setup(x, y)
+        return binary_forward(self.op_code, self.numpy_fn, x, y, type(self).__name__.lower())
+
+    def setup(self, x, y):
+        self.x_shape, self.x_dtype, self.y_shape, self.y_dtype = x.shape, x.dtype, y.shape, y.dtype
 
 
-def sub(a, b):
-    return Sub.apply(*_operands(a, b))
+class Add(_Binary):
+    op_code, numpy_fn = cpu.OP_ADD, staticmethod(np.add)
+
+    def backward(self, grad):
+        return _grad_for(grad, self.x_shape, self.x_dtype), _grad_for(grad, self.y_shape, self.y_dtype)
+
+
+class Sub(_Binary):
+    op_code, numpy_fn = cpu.OP_SUB, staticmethod(np.subtract)
+
+    def backward(self, grad):
+        gy = _grad_for(cpu.unary(cpu.UNARY_NEG, grad), self.y_shape, self.y_dtype) \
+            if self.needs_input_grad[1] else None
+        return _grad_for(grad, self.x_shape, self.x_dtype), gy
+
+
+class Mul(_Binary):
+    op_code, numpy_fn = cpu.OP_MUL, staticmethod(np.multiply)
+
+    def setup(self, x, y):
+        self.save_for_backward(x, y)
+
+    def backward(self, grad):
+        x, y = self.saved_tensors
+        gx = _grad_for(_mul(grad, y), x.shape, x.dtype) if self.needs_input_grad[0] else None
+        gy = _grad_for(_mul(grad, x), y.shape, y.dtype) if self.needs_input_grad[1] else None
+        return gx, gy
+
+
+class Div(_Binary):
+    op_code, numpy_fn = cpu.OP_DIV, staticmethod(np.true_divide)
+
+    def setup(self, x, y):
+        self.save_for_backward(x, y)
+
+    def backward(self, grad):
+        x, y = self.saved_tensors
+        g_over_y = _div(grad, y)
+        gx = _grad_for(g_over_y, x.shape, x.dtype) if self.needs_input_grad[0] else None
+        # d(x/y)/dy = -x / y^2 = -(g / y) * (x / y)
+        gy = _grad_for(cpu.unary(cpu.UNARY_NEG, _mul(g_over_y, _div(x, y))), y.shape, y.dtype) \
+            if self.needs_input_grad[1] else None
+        return gx, gy
+
+
+class Neg(Function):
+    def forward(self, x):
+        return cpu.unary(cpu.UNARY_NEG, x) if x.dtype in _FLOATS else np.negative(x)
+
+    def backward(self, grad):
+        return cpu.unary(cpu.UNARY_NEG, grad)
+
+
+class Pow(Function):
+    """x ** y (NumPy's power; no C kernel): d/dx = y x^(y-1), d/dy = x^y log x."""
+
+    def forward(self, x, y):
+        dtype = result_dtype(x, y)
+        broadcast_shape(x, y, "pow")
+        out = np.power(x.astype(dtype, copy=False), y.astype(dtype, copy=False))
+        self.save_for_backward(x, y, out)
+        return out
+
+    def backward(self, grad):
+        x, y, out = self.saved_tensors
+        gx = gy = None
+        if self.needs_input_grad[0]:
+            gx = _grad_for(_mul(grad, y * np.power(x, y - 1)), x.shape, x.dtype)
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_x = np.where(x > 0, np.log(np.where(x > 0, x, 1)), np.where(x == 0, -np.inf, np.nan))
+            gy = _grad_for(_mul(grad, np.where((out == 0) & (x == 0), 0, out * log_x)), y.shape, y.dtype)
+        return gx, gy
+
+
+def _elementwise(cls, a, b):
+    if type(a) is not Tensor or type(b) is not Tensor:
+        a, b = _operands(a, b)
+    x, y = a.data, b.data
+    dtype = x.dtype
+    if (dtype is y.dtype and dtype in _CODES and x.shape == y.shape
+            and x.flags.c_contiguous and y.flags.c_contiguous):
+        # inline Tensor._storage_handle and Tensor._wrap: this path is per-call overhead
+        x_handle = a._handle if a._handle_of is x else a._storage_handle()
+        y_handle = b._handle if b._handle_of is y else b._storage_handle()
+        out, handle = cpu.binary_same(cls.op_code, x, x_handle, y_handle)
+        result = _new(Tensor)
+        result.data, result._handle, result._handle_of = out, handle, out
+        if (a.requires_grad or b.requires_grad) and _state.enabled:
+            node = cls()
+            node.setup(x, y)
+            node.connect((a, b), result)
+        return result
+    return cls.apply(a, b)
+
+
+_new = object.__new__
+
+
+def add_op(a, b):
+    """a + b (Tensor.__add__; `add` also takes alpha)."""
+    return _elementwise(Add, a, b)
+
+
+def mul_op(a, b):
+    """a * b (Tensor.__mul__)."""
+    return _elementwise(Mul, a, b)
+
+
+def add(a, b, alpha=1):
+    return _elementwise(Add, a, b if alpha == 1 else mul(b, alpha))
+
+
+def sub(a, b, alpha=1):
+    return _elementwise(Sub, a, b if alpha == 1 else mul(b, alpha))
 
 
 def mul(a, b):
-    return Mul.apply(*_operands(a, b))
+    return _elementwise(Mul, a, b)
 
 
 def div(a, b):
-    return Div.apply(*_operands(a, b))
+    return _elementwise(Div, a, b)
 
 
 def neg(a):
     return Neg.apply(a)
+
+
+def pow(a, b):
+    a, b = _operands(a, b)
+    return Pow.apply(a, b)
+
+
+def rsub(a, b):
+    return sub(b, a)
+
+
+def rdiv(a, b):
+    return div(b, a)
+
+
+def rpow(a, b):
+    return pow(b, a)

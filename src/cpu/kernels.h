@@ -26,12 +26,126 @@ typedef void (*mg_binary_loop_fn)(int64_t n, const void *a, int64_t sa,
  * float64 running sums, so the result is the same for every vector width. */
 typedef void (*mg_sum_lanes_fn)(const void *x, int64_t n, double lanes[MG_SUM_LANES]);
 
+/* ---- unary (cpu/unary.c) ----------------------------------------------- */
+#define MG_NUM_UNARY_OPS 8
+#define MG_NUM_UNARY_GRADS 5
+/* out[i] = f(x[i]) for i < n, contiguous. */
+typedef void (*mg_unary_loop_fn)(int64_t n, const void *x, void *out);
+/* out[i] = f'(saved[i]) * g[i]: the fused backward of relu, sigmoid, tanh,
+ * sqrt (saved = the op's output) and abs (saved = its input). */
+typedef void (*mg_unary_grad_fn)(int64_t n, const void *saved, const void *g, void *out);
+/* out[i] = min(max(x[i], lo), hi). */
+typedef void (*mg_clamp_fn)(int64_t n, const void *x, double lo, double hi, void *out);
+/* out[i] = g[i] if lo <= x[i] <= hi else 0. */
+typedef void (*mg_clamp_grad_fn)(int64_t n, const void *x, const void *g, double lo, double hi,
+                                 void *out);
+
+/* ---- reductions over axes (cpu/reduce.c) --------------------------------- */
+#define MG_NUM_REDUCE_OPS 3
+/* lanes[i % 8] = lanes[i % 8] op x[i * stride] for i < n: sum adds in float64,
+ * max/min propagate NaN. The lane of each element is fixed, so every ISA and
+ * every stride gives the same bits. */
+typedef void (*mg_reduce_lanes_fn)(const void *x, int64_t n, int64_t stride,
+                                   double lanes[MG_SUM_LANES]);
+/* acc[j] = acc[j] op x[j * stride] for j < n (a row added into a row of
+ * float64 accumulators: the reduction over an outer axis). */
+typedef void (*mg_reduce_rows_fn)(const void *x, int64_t n, int64_t stride, double *acc);
+/* matmul (cpu/matmul.c): the per-ISA pieces of the blocked GEMM that
+ * api_matmul.c drives; shapes and layouts are documented there and in
+ * cpu/matmul_template.h. mc, nc are multiples of mr, nr. */
+typedef struct {
+    int mr, nr;          /* micro-tile: mr rows of C by nr columns */
+    int mc, kc, nc;      /* cache blocks: A block mc x kc (L2), B panel kc x nc (L3) */
+    void (*pack_a)(int64_t mc, int64_t kc, const void *a, int64_t rs, int64_t cs, void *ap);
+    void (*pack_b)(int64_t kc, int64_t nc, const void *b, int64_t rs, int64_t cs, void *bp);
+    void (*macro)(int64_t mc, int64_t nc, int64_t kc, const void *ap, const void *bp,
+                  void *c, int64_t ldc, int add);
+    void (*small)(int64_t m, int64_t n, int64_t k, const void *a, int64_t ars, int64_t acs,
+                  const void *b, int64_t brs, void *c, int64_t ldc, int accumulate);
+} mg_gemm_kernels;
+/* ---- batch normalization (cpu/batchnorm.c) ---------------------------------
+ * x is contiguous (N, C, S). "planes" kernels (S > 1) walk the values
+ * [begin, end) of one channel, value i at x[(i / S) * stride + i % S] with
+ * stride = C * S; "rows" kernels (S = 1) walk rows r < rows and channels
+ * c < width at x[r * ld + c]. Sums and shifts are float64; the per-channel
+ * parameters p of the elementwise sweeps have x's dtype, parameter i of
+ * channel c at p[i * ps + c] (planes: c = 0). */
+typedef struct {
+    /* sums[0] = sum(x - shift), sums[1] = sum((x - shift)^2) */
+    void (*stat_planes)(const void *x, int64_t S, int64_t stride, int64_t begin, int64_t end,
+                        double shift, double sums[2]);
+    /* sums[0] = sum(dy), sums[1] = sum(dy * (x - mean)) */
+    void (*grad_planes)(const void *dy, const void *x, int64_t S, int64_t stride, int64_t begin,
+                        int64_t end, double mean, double sums[2]);
+    /* y = (x - m) * a + b, p = {m, a, b} */
+    void (*affine_planes)(const void *x, void *y, int64_t S, int64_t stride, int64_t begin,
+                          int64_t end, const void *p, int64_t ps);
+    /* dx = k * dy + (c * (x - m) + b), p = {k, c, m, b} */
+    void (*dx_planes)(const void *dy, const void *x, void *dx, int64_t S, int64_t stride,
+                      int64_t begin, int64_t end, const void *p, int64_t ps);
+    /* the same four per channel c < width (s1, s2 written, not accumulated) */
+    void (*stat_rows)(const void *x, int64_t rows, int64_t width, int64_t ld, const double *shift,
+                      double *s1, double *s2);
+    void (*grad_rows)(const void *dy, const void *x, int64_t rows, int64_t width, int64_t ld,
+                      const double *mean, double *s1, double *s2);
+    void (*affine_rows)(const void *x, void *y, int64_t rows, int64_t width, int64_t ld,
+                        const void *p, int64_t ps);
+    void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width,
+                    int64_t ld, const void *p, int64_t ps);
+} mg_bn_kernels;
+/* conv (cpu/conv.c): im2col/col2im for convolution (api_conv.c runs the
+ * GEMMs) and the pooling loops. One geometry describes images of shape
+ * (channels, h, w) and a window giving outputs of shape (oh, ow). */
+typedef struct {
+    int64_t channels, h, w;
+    int64_t kh, kw, sh, sw, ph, pw;    /* kernel, stride, padding */
+    int64_t oh, ow;
+} mg_conv_geometry;
+
+/* col ((channels*kh*kw) x (rows*ow)) = the windows of output rows
+ * [row0, row0 + rows) of one image x (channels, h, w); 0 outside the image. */
+typedef void (*mg_im2col_fn)(const mg_conv_geometry *g, int64_t row0, int64_t rows,
+                             const void *x, void *col);
+/* dx (channels, h, w) += each entry of col, laid out as for im2col, added
+ * at the position it was read from. */
+typedef void (*mg_col2im_fn)(const mg_conv_geometry *g, int64_t row0, int64_t rows,
+                             const void *col, void *dx);
+/* out (rows x cols) += bias[row] for every column. */
+typedef void (*mg_add_bias_fn)(int64_t rows, int64_t cols, const void *bias, void *out);
+/* Pooling of g->channels planes: out (channels, oh, ow) from x (channels, h, w). */
+typedef void (*mg_pool_forward_fn)(const mg_conv_geometry *g, const void *x, void *out);
+/* dx (channels, h, w) = dout routed to each window's max found in x (written). */
+typedef void (*mg_max_pool_backward_fn)(const mg_conv_geometry *g, const void *x,
+                                        const void *dout, void *dx);
+/* dx (channels, h, w) = dout spread evenly over each window (written). */
+typedef void (*mg_avg_pool_backward_fn)(const mg_conv_geometry *g, const void *dout, void *dx);
+
 /* One member per family; each family's kernel types sit in its own block. */
 typedef struct {
     /* elementwise */
     mg_binary_loop_fn binary[MG_NUM_BINARY_OPS][MG_NUM_DTYPES];
     /* reduce */
     mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
+    /* unary */
+    mg_unary_loop_fn unary[MG_NUM_UNARY_OPS][MG_NUM_DTYPES];
+    mg_unary_grad_fn unary_grad[MG_NUM_UNARY_GRADS][MG_NUM_DTYPES];
+    mg_clamp_fn clamp[MG_NUM_DTYPES];
+    mg_clamp_grad_fn clamp_grad[MG_NUM_DTYPES];
+    /* reductions over axes (in cpu/reduce.c) */
+    mg_reduce_lanes_fn reduce_lanes[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];
+    mg_reduce_rows_fn reduce_rows[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];
+    /* matmul */
+    mg_gemm_kernels gemm[MG_NUM_DTYPES];
+    /* batchnorm */
+    mg_bn_kernels batchnorm[MG_NUM_DTYPES];
+    /* conv */
+    mg_im2col_fn im2col[MG_NUM_DTYPES];
+    mg_col2im_fn col2im[MG_NUM_DTYPES];
+    mg_add_bias_fn add_bias[MG_NUM_DTYPES];
+    mg_pool_forward_fn max_pool_forward[MG_NUM_DTYPES];
+    mg_max_pool_backward_fn max_pool_backward[MG_NUM_DTYPES];
+    mg_pool_forward_fn avg_pool_forward[MG_NUM_DTYPES];
+    mg_avg_pool_backward_fn avg_pool_backward[MG_NUM_DTYPES];
 } mg_kernel_table;
 
 /* The table of the active ISA (dispatch.c). */
@@ -47,7 +161,11 @@ extern const mg_kernel_table *mg_kernels;
  * family (dispatch.c calls each family's fill function). Add a line per new family. */
 #define MG_KERNEL_FAMILIES(X) \
     X(elementwise)            \
-    X(reduce)
+    X(reduce)                 \
+    X(unary)                  \
+    X(matmul)                 \
+    X(batchnorm)              \
+    X(conv)
 
 #define MG_DECLARE_FAMILY(family) MG_DECLARE_FILL(mg_fill_##family)
 MG_KERNEL_FAMILIES(MG_DECLARE_FAMILY)

@@ -1,10 +1,11 @@
 /* tests/c/test_opencl.c - the mg_cl_* entry points against naive loops.
  *
- * First, in a forked child, MGBN_OPENCL_LIBRARY names a missing file: every
- * entry must return MG_ERR_BACKEND with a message naming what to install.
- * Then the tests run on OpenCL device 0; without a runtime or device they
- * print why and exit 0 (skipped). Exits 1 if any check failed. Run it also
- * with MGBN_OPENCL_FP64=0 for the path of devices without float64. */
+ * opencl_without_runtime: in a forked child, MGBN_OPENCL_LIBRARY names a
+ * missing file and the entries must return MG_ERR_BACKEND with a message
+ * naming what to install. The other tests run on OpenCL device 0 and pass
+ * as skipped (saying why) without a runtime or device. Run them also with
+ * MGBN_OPENCL_FP64=0 for the path of devices without float64:
+ *   MGBN_OPENCL_FP64=0 build/dev/mgbn_c_tests opencl */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,33 +13,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mg.h"
+#include "harness.h"
 
-static int failures;
+#define OK(call) CHECK_STATUS(call, MG_OK)
+#define FAILS(call, status, word) CHECK_FAILS(call, status, word)
 
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            failures++;                                                      \
-            printf("  %s:%d: %s: ", __FILE__, __LINE__, #cond);              \
-            printf(__VA_ARGS__);                                             \
-            printf(" (last error: %s)\n", mg_last_error());                  \
-        }                                                                    \
-    } while (0)
-#define OK(call) CHECK((call) == MG_OK, "%s failed", #call)
-#define FAILS(call, status, word)                                                       \
-    CHECK((call) == (status) && strstr(mg_last_error(), word), "%s: expected %s naming %s", \
-          #call, #status, word)
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double uniform(void) {   /* xorshift64*, in [-1, 1) */
-    rng ^= rng >> 12, rng ^= rng << 25, rng ^= rng >> 27;
-    return (double)((rng * 0x2545F4914F6CDD1Dull) >> 11) / 4503599627370496.0 - 1.0;
+/* 1 if device 0 can run the tests; else says why once and the test passes as skipped. */
+static int have_device(void) {
+    static int said;
+    if (mg_cl_init() == MG_OK) return 1;
+    if (!said++) printf("    (OpenCL tests skipped, no device: %s)\n", mg_last_error());
+    return 0;
 }
+
+static uint64_t rng = 12345;
 
 static double *random_doubles(int64_t n, double offset) {
     double *v = malloc((size_t)n * sizeof *v);
-    for (int64_t i = 0; i < n; i++) v[i] = uniform() + offset;
+    for (int64_t i = 0; i < n; i++) v[i] = mg_test_uniform(&rng) + offset;
     return v;
 }
 
@@ -74,8 +66,11 @@ static double error(int dtype, const mg_cl_buffer_t *buf, const double *want, in
 
 static double tolerance(int dtype) { return dtype == MG_F32 ? 1e-5 : 1e-12; }
 
-static void test_missing_library(void) {
+/* Runs before the other opencl tests (tests run in file order): the child
+ * must start with OpenCL not yet loaded. */
+TEST(opencl_without_runtime) {
     const pid_t pid = fork();
+    CHECK_MSG(pid >= 0, "fork failed");
     if (pid == 0) {
         setenv("MGBN_OPENCL_LIBRARY", "/no/such/libOpenCL.so.1", 1);
         mg_cl_buffer_t *buf = NULL;
@@ -86,10 +81,11 @@ static void test_missing_library(void) {
     }
     int status = 0;
     waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a missing MGBN_OPENCL_LIBRARY was not MG_ERR_BACKEND");
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a missing MGBN_OPENCL_LIBRARY was not MG_ERR_BACKEND");
 }
 
-static void test_buffers(void) {
+TEST(opencl_buffers) {
+    if (!have_device()) return;
     mg_cl_buffer_t *a = NULL, *b = NULL;
     double in[5] = {1, 2, 3, 4, 5}, out[5] = {0};
     OK(mg_cl_alloc(0, sizeof in, &a));
@@ -97,7 +93,7 @@ static void test_buffers(void) {
     OK(mg_cl_write(a, 0, in, sizeof in));
     OK(mg_cl_copy(a, 8, b, 0, 32));
     OK(mg_cl_read(b, 0, out, 32));
-    CHECK(out[0] == 2 && out[3] == 5, "copy gave %g %g", out[0], out[3]);
+    CHECK_MSG(out[0] == 2 && out[3] == 5, "copy gave %g %g", out[0], out[3]);
     FAILS(mg_cl_write(a, 8, in, sizeof in), MG_ERR_ARG, "mg_cl_write");
     FAILS(mg_cl_copy(a, 0, a, 8, 16), MG_ERR_ARG, "overlap");
     FAILS(mg_cl_alloc(0, 0, &b), MG_ERR_ARG, "mg_cl_alloc");
@@ -107,21 +103,21 @@ static void test_buffers(void) {
     OK(mg_cl_fill(MG_F32, a, 10, -1.5));
     float filled[10] = {0};
     OK(mg_cl_read(a, 0, filled, sizeof filled));
-    CHECK(filled[0] == -1.5f && filled[9] == -1.5f, "fill gave %g %g", filled[0], filled[9]);
+    CHECK_MSG(filled[0] == -1.5f && filled[9] == -1.5f, "fill gave %g %g", filled[0], filled[9]);
     OK(mg_cl_free(a));
     OK(mg_cl_free(b));
     OK(mg_cl_free(NULL));
 }
 
 /* out (4, 33) = a (4, 33) - b (33,) broadcast, b read backwards (stride -1). */
-static void test_binary(int dtype) {
+static void check_binary(int dtype) {
     double *a = random_doubles(4 * 33, 0), *b = random_doubles(33, 0), want[4 * 33];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 33; j++) want[i * 33 + j] = a[i * 33 + j] - b[32 - j];
     mg_cl_buffer_t *da = upload(dtype, a, 4 * 33), *db = upload(dtype, b, 33), *out = upload(dtype, want, 4 * 33);
     const int64_t shape[2] = {4, 33}, sa[2] = {33, 1}, sb[2] = {0, -1};
     OK(mg_cl_binary(MG_OP_SUB, dtype, 2, shape, da, 0, sa, db, 32, sb, out));
-    CHECK(error(dtype, out, want, 4 * 33) <= tolerance(dtype), "binary error %g", error(dtype, out, want, 4 * 33));
+    CHECK_MSG(error(dtype, out, want, 4 * 33) <= tolerance(dtype), "binary error %g", error(dtype, out, want, 4 * 33));
     FAILS(mg_cl_binary(MG_OP_SUB, dtype, 2, shape, da, 0, sa, db, 31, sb, out), MG_ERR_SHAPE, "before its first");
     FAILS(mg_cl_binary(9, dtype, 2, shape, da, 0, sa, db, 32, sb, out), MG_ERR_ARG, "unknown op");
     mg_cl_free(da), mg_cl_free(db), mg_cl_free(out);
@@ -129,7 +125,7 @@ static void test_binary(int dtype) {
 }
 
 /* Sums of x (3, 5000, 2) over axes 0 and 2, and the max over axis 1. */
-static void test_reduce(int dtype) {
+static void check_reduce(int dtype) {
     const int64_t shape[3] = {3, 5000, 2}, strides[3] = {10000, 2, 1}, n = 30000;
     double *x = random_doubles(n, 0), sums[5000] = {0}, maxes[6];
     for (int i = 0; i < 3; i++)
@@ -141,16 +137,16 @@ static void test_reduce(int dtype) {
             }
     mg_cl_buffer_t *dx = upload(dtype, x, n), *out = upload(dtype, sums, 5000);
     OK(mg_cl_reduce(0, dtype, 3, shape, dx, 0, strides, 1u | 4u, out));
-    CHECK(error(dtype, out, sums, 5000) <= tolerance(dtype), "sum error %g", error(dtype, out, sums, 5000));
+    CHECK_MSG(error(dtype, out, sums, 5000) <= tolerance(dtype), "sum error %g", error(dtype, out, sums, 5000));
     OK(mg_cl_reduce(1, dtype, 3, shape, dx, 0, strides, 2u, out));
-    CHECK(error(dtype, out, maxes, 6) == 0, "max error %g", error(dtype, out, maxes, 6));
+    CHECK_MSG(error(dtype, out, maxes, 6) == 0, "max error %g", error(dtype, out, maxes, 6));
     FAILS(mg_cl_reduce(0, dtype, 3, shape, dx, 0, strides, 8u, out), MG_ERR_ARG, "reduce_mask");
     mg_cl_free(dx), mg_cl_free(out);
     free(x);
 }
 
 /* c (33, 17) = a^T @ b with a stored (70, 33) and b (70, 17), then += again. */
-static void test_matmul(int dtype) {
+static void check_matmul(int dtype) {
     const int m = 33, n = 17, k = 70;
     double *a = random_doubles(k * m, 0), *b = random_doubles(k * n, 0), want[33 * 17];
     for (int i = 0; i < m; i++)
@@ -162,10 +158,10 @@ static void test_matmul(int dtype) {
     mg_cl_buffer_t *da = upload(dtype, a, k * m), *db = upload(dtype, b, k * n), *dc = upload(dtype, want, m * n);
     const double tol = dtype == MG_F32 ? 1e-5 : 1e-12;
     OK(mg_cl_matmul(dtype, 1, m, n, k, da, 0, 0, 1, m, db, 0, 0, n, 1, dc, 0, 0, n, 0));
-    CHECK(error(dtype, dc, want, m * n) <= tol, "matmul error %g", error(dtype, dc, want, m * n));
+    CHECK_MSG(error(dtype, dc, want, m * n) <= tol, "matmul error %g", error(dtype, dc, want, m * n));
     OK(mg_cl_matmul(dtype, 1, m, n, k, da, 0, 0, 1, m, db, 0, 0, n, 1, dc, 0, 0, n, 1));
     for (int i = 0; i < m * n; i++) want[i] *= 2;
-    CHECK(error(dtype, dc, want, m * n) <= tol, "accumulate error %g", error(dtype, dc, want, m * n));
+    CHECK_MSG(error(dtype, dc, want, m * n) <= tol, "accumulate error %g", error(dtype, dc, want, m * n));
     FAILS(mg_cl_matmul(dtype, 2, m, n, k, da, 0, 0, 1, m, db, 0, 0, n, 1, dc, 0, m * n, n, 0), MG_ERR_SHAPE, "c");
     FAILS(mg_cl_matmul(dtype, 1, m, n, k, da, 0, 0, 1, m, db, 0, 0, n, 1, dc, 0, 0, 1, 0), MG_ERR_ARG, "overlap");
     mg_cl_free(da), mg_cl_free(db), mg_cl_free(dc);
@@ -173,7 +169,7 @@ static void test_matmul(int dtype) {
 }
 
 /* BN training forward and backward on (N, C, S) against the closed form. */
-static void test_batch_norm(int dtype, int64_t N, int64_t C, int64_t S) {
+static void check_batch_norm(int dtype, int64_t N, int64_t C, int64_t S) {
     const int64_t count = N * C * S, per = N * S;
     double *x = random_doubles(count, 100.0), *dy = random_doubles(count, 0), *w = random_doubles(C, 1.0);
     double *bias = random_doubles(C, 0), *y = malloc(count * sizeof *y), *dx = malloc(count * sizeof *dx);
@@ -209,12 +205,12 @@ static void test_batch_norm(int dtype, int64_t N, int64_t C, int64_t S) {
     mg_cl_buffer_t *mean = upload(stat, w, C), *rstd = upload(stat, w, C), *var = upload(stat, w, C);
     mg_cl_buffer_t *gw = upload(dtype, w, C), *gb = upload(dtype, w, C);
     OK(mg_cl_batch_norm_train_forward(dtype, N, C, S, dx_, dw_, db_, 1e-5, out, mean, rstd, var));
-    CHECK(error(dtype, out, y, count) <= tolerance(dtype) * 10, "(%lld,%lld,%lld) y error %g", (long long)N,
+    CHECK_MSG(error(dtype, out, y, count) <= tolerance(dtype) * 10, "(%lld,%lld,%lld) y error %g", (long long)N,
           (long long)C, (long long)S, error(dtype, out, y, count));
     OK(mg_cl_batch_norm_backward(dtype, N, C, S, ddy, dx_, mean, rstd, dw_, out, gw, gb));
-    CHECK(error(dtype, out, dx, count) <= tolerance(dtype) * 10, "dx error %g", error(dtype, out, dx, count));
-    CHECK(error(dtype, gw, dw, C) <= tolerance(dtype) * 10, "dweight error %g", error(dtype, gw, dw, C));
-    CHECK(error(dtype, gb, db, C) <= tolerance(dtype) * 10, "dbias error %g", error(dtype, gb, db, C));
+    CHECK_MSG(error(dtype, out, dx, count) <= tolerance(dtype) * 10, "dx error %g", error(dtype, out, dx, count));
+    CHECK_MSG(error(dtype, gw, dw, C) <= tolerance(dtype) * 10, "dweight error %g", error(dtype, gw, dw, C));
+    CHECK_MSG(error(dtype, gb, db, C) <= tolerance(dtype) * 10, "dbias error %g", error(dtype, gb, db, C));
     FAILS(mg_cl_batch_norm_train_forward(dtype, 1, C, 1, dx_, NULL, NULL, 1e-5, out, mean, rstd, var),
           MG_ERR_ARG, "more than 1 value");
     FAILS(mg_cl_batch_norm_train_forward(dtype, N + 1, C, S, dx_, NULL, NULL, 1e-5, out, mean, rstd, var),
@@ -224,31 +220,35 @@ static void test_batch_norm(int dtype, int64_t N, int64_t C, int64_t S) {
     free(x), free(dy), free(w), free(bias), free(y), free(dx), free(dw), free(db);
 }
 
-int main(void) {
-    test_missing_library();
-    if (mg_cl_init() != MG_OK) {
-        printf("test_opencl: skipped, no OpenCL device: %s\n", mg_last_error());
-        return failures ? 1 : 0;
-    }
+/* The dtypes device 0 runs: float32, and float64 where it has cl_khr_fp64. */
+static int last_dtype(void) {
     mg_cl_device_info_t info;
-    OK(mg_cl_device_info(0, &info));
-    printf("test_opencl: device 0 is %s (%s), fp64 %d\n", info.name, info.version, info.fp64);
-    test_buffers();
-    for (int dtype = MG_F32; dtype <= (info.fp64 ? MG_F64 : MG_F32); dtype++) {
-        test_binary(dtype);
-        test_reduce(dtype);
-        test_matmul(dtype);
-        test_batch_norm(dtype, 2, 3, 1);
-        test_batch_norm(dtype, 1000, 7, 1);
-        test_batch_norm(dtype, 3, 4, 37);
-        test_batch_norm(dtype, 5, 2, 5);
+    return mg_cl_device_info(0, &info) == MG_OK && info.fp64 ? MG_F64 : MG_F32;
+}
+
+TEST(opencl_binary_reduce_matmul) {
+    if (!have_device()) return;
+    for (int dtype = MG_F32; dtype <= last_dtype(); dtype++) {
+        check_binary(dtype);
+        check_reduce(dtype);
+        check_matmul(dtype);
     }
-    if (!info.fp64) {   /* float64 needs cl_khr_fp64 */
-        mg_cl_buffer_t *buf = NULL;
-        OK(mg_cl_alloc(0, 8, &buf));
-        FAILS(mg_cl_fill(MG_F64, buf, 1, 0.0), MG_ERR_DTYPE, "cl_khr_fp64");
-        mg_cl_free(buf);
+}
+
+TEST(opencl_batch_norm) {
+    if (!have_device()) return;
+    for (int dtype = MG_F32; dtype <= last_dtype(); dtype++) {
+        check_batch_norm(dtype, 2, 3, 1);
+        check_batch_norm(dtype, 1000, 7, 1);
+        check_batch_norm(dtype, 3, 4, 37);
+        check_batch_norm(dtype, 5, 2, 5);
     }
-    printf("test_opencl: %d failure(s)\n", failures);
-    return failures ? 1 : 0;
+}
+
+TEST(opencl_float64_needs_fp64) {
+    if (!have_device() || last_dtype() == MG_F64) return;
+    mg_cl_buffer_t *buf = NULL;
+    OK(mg_cl_alloc(0, 8, &buf));
+    FAILS(mg_cl_fill(MG_F64, buf, 1, 0.0), MG_ERR_DTYPE, "cl_khr_fp64");
+    mg_cl_free(buf);
 }

@@ -1,0 +1,85 @@
+"""softmax and log_softmax along one dim, computed stably: the maximum
+along dim is subtracted first, so exp never overflows.
+
+    softmax:      y = exp(x - m) / s,        s = sum exp(x - m)
+                  dx = y * (g - sum(g * y))
+    log_softmax:  y = x - m - log(s)
+                  dx = g - exp(y) * sum(g)
+Every step is a C kernel (reduce, broadcasting binary, exp, log).
+"""
+from .._backend import cpu
+from ..autograd import Function
+from ..errors import DTypeError
+from ..tensor import Tensor
+from .arithmetic import broadcast_shape
+from .reduce import normalize_dims
+
+
+def _binary(op, a, b):
+    return cpu.binary(op, a, b, broadcast_shape(a, b, "softmax"), a.dtype)
+
+
+def _keep(reduced, axis):
+    shape = list(reduced.shape)
+    shape.insert(axis, 1)
+    return reduced.reshape(shape)
+
+
+def _shifted(x, axis):
+    """x - max(x along axis) and the sum of its exp along axis (kept as size 1)."""
+    if x.shape[axis] == 0:
+        return x, _keep(cpu.reduce(cpu.REDUCE_SUM, x, (axis,)), axis)
+    m = _keep(cpu.reduce(cpu.REDUCE_MAX, x, (axis,)), axis)
+    shifted = _binary(cpu.OP_SUB, x, m)
+    return shifted, cpu.unary(cpu.UNARY_EXP, shifted)
+
+
+class Softmax(Function):
+    def forward(self, x, axis):
+        self.axis = axis
+        _, e = _shifted(x, axis)
+        y = _binary(cpu.OP_DIV, e, _keep(cpu.reduce(cpu.REDUCE_SUM, e, (axis,)), axis))
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        y, = self.saved_tensors
+        gy = _binary(cpu.OP_MUL, grad, y)
+        inner = _keep(cpu.reduce(cpu.REDUCE_SUM, gy, (self.axis,)), self.axis)
+        return _binary(cpu.OP_MUL, y, _binary(cpu.OP_SUB, grad, inner))
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis):
+        self.axis = axis
+        shifted, e = _shifted(x, axis)
+        log_s = cpu.unary(cpu.UNARY_LOG, _keep(cpu.reduce(cpu.REDUCE_SUM, e, (axis,)), axis))
+        y = _binary(cpu.OP_SUB, shifted, log_s)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, grad):
+        y, = self.saved_tensors
+        total = _keep(cpu.reduce(cpu.REDUCE_SUM, grad, (self.axis,)), self.axis)
+        return _binary(cpu.OP_SUB, grad, _binary(cpu.OP_MUL, cpu.unary(cpu.UNARY_EXP, y), total))
+
+
+def _checked(x, dim, name):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}() expects a Tensor, got {type(x).__name__}")
+    if x.dtype not in cpu.DTYPE_CODES:
+        raise DTypeError(f"{name}(): expected a float32 or float64 tensor, got {x.dtype}")
+    if dim is None:
+        raise TypeError(f"{name}() needs dim (PyTorch's implicit choice is deprecated)")
+    axes = normalize_dims(dim, x.ndim)
+    if x.ndim == 0:
+        raise ValueError(f"{name}() of a 0-d tensor: add a dimension first")
+    return axes[0]
+
+
+def softmax(x, dim=None):
+    return Softmax.apply(x, axis=_checked(x, dim, "softmax"))
+
+
+def log_softmax(x, dim=None):
+    return LogSoftmax.apply(x, axis=_checked(x, dim, "log_softmax"))

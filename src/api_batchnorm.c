@@ -1,0 +1,399 @@
+/* api_batchnorm.c - the batch normalization entry points (see mg.h).
+ *
+ * Each entry checks its arguments, cuts the work into fixed blocks, runs the
+ * sweeps of cpu/batchnorm.c over the blocks on the thread pool, adds the
+ * per-block sums of each channel in block order and turns them into the
+ * per-channel coefficients of the next sweep. Blocks depend only on the shape,
+ * never on the thread count, so neither do the bits of any result.
+ *
+ *   S > 1 ("planes"): block b of channel c is the channel's values
+ *         [b*BLOCK_VALUES, (b+1)*BLOCK_VALUES) in (n, s) order.
+ *   S = 1 ("rows"):   block (rb, g) is rows [rb*R, (rb+1)*R) by channels
+ *         [g*ROW_GROUP, (g+1)*ROW_GROUP), R = BLOCK_VALUES / min(C, ROW_GROUP).
+ *
+ * The math and its derivation: cpu/batchnorm.c and docs/bn_backward.md. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "cpu/kernels.h"
+#include "internal.h"
+
+#define BLOCK_VALUES (1 << 16)
+#define ROW_GROUP 512
+
+#define TRY(expr) do { mg_status s_ = (expr); if (s_ != MG_OK) return s_; } while (0)
+
+typedef struct {
+    const mg_bn_kernels *k;
+    int64_t N, C, S;
+    int64_t block_values, blocks_per_channel;   /* planes */
+    int64_t rows_per_block, groups;             /* rows */
+    int64_t ntasks, nsums;                      /* blocks; doubles in sums */
+    size_t item;
+    const char *in0, *in1;   /* x, or dy and x */
+    char *out;               /* y or dx */
+    double *sums;            /* two per (block, channel) */
+    double *shift;           /* (C,) shift or mean of the float64 sums */
+    char *params;            /* (4, C) of x's dtype: the elementwise parameters */
+    /* what the per-channel step between the sweeps reads and writes */
+    int dtype;
+    double eps;
+    const void *weight, *bias;
+    double *save_mean, *save_rstd, *batch_var;   /* forward */
+    const double *rstd;                          /* backward: save_rstd */
+    void *dweight, *dbias;
+} bn_job;
+
+/* One block: its channel(s), its values, and where its two sums go. */
+typedef struct {
+    int64_t offset;          /* element offset of the block's first value */
+    int64_t c, begin, end;   /* planes: channel, value range */
+    int64_t rows, width;     /* rows: rows by channels from channel c */
+    double *s1, *s2;         /* planes: s1[0], s2[0]; rows: s1[0..width), s2[0..width) */
+} bn_block;
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+static void plan(bn_job *j, const mg_bn_kernels *k, int64_t N, int64_t C, int64_t S, int dtype) {
+    j->k = k;
+    j->N = N, j->C = C, j->S = S;
+    j->dtype = dtype;
+    j->item = dtype == MG_F32 ? 4 : 8;
+    if (S > 1) {
+        j->block_values = BLOCK_VALUES;
+        j->blocks_per_channel = (N * S + BLOCK_VALUES - 1) / BLOCK_VALUES;
+        j->ntasks = C * j->blocks_per_channel;
+        j->nsums = 2 * j->ntasks;
+    } else {
+        j->rows_per_block = BLOCK_VALUES / min64(C, ROW_GROUP);
+        j->groups = (C + ROW_GROUP - 1) / ROW_GROUP;
+        const int64_t row_blocks = (N + j->rows_per_block - 1) / j->rows_per_block;
+        j->ntasks = row_blocks * j->groups;
+        j->nsums = 2 * C * row_blocks;
+    }
+}
+
+static bn_block block_of(const bn_job *j, int64_t task) {
+    bn_block b;
+    if (j->S > 1) {
+        b.c = task / j->blocks_per_channel;
+        b.begin = task % j->blocks_per_channel * j->block_values;
+        b.end = min64(b.begin + j->block_values, j->N * j->S);
+        b.offset = b.c * j->S;
+        b.s1 = j->sums + 2 * task;
+        b.s2 = b.s1 + 1;
+    } else {
+        const int64_t rb = task / j->groups, r0 = rb * j->rows_per_block;
+        b.c = task % j->groups * ROW_GROUP;
+        b.rows = min64(j->rows_per_block, j->N - r0);
+        b.width = min64(ROW_GROUP, j->C - b.c);
+        b.offset = r0 * j->C + b.c;
+        b.s1 = j->sums + 2 * j->C * rb + b.c;
+        b.s2 = b.s1 + j->C;
+    }
+    return b;
+}
+
+/* Channel c's two sums over all blocks, added in block order. */
+static void channel_sums(const bn_job *j, int64_t c, double *s1, double *s2) {
+    double a1 = 0.0, a2 = 0.0;
+    if (j->S > 1) {
+        const double *p = j->sums + 2 * c * j->blocks_per_channel;
+        for (int64_t b = 0; b < j->blocks_per_channel; b++) a1 += p[2 * b], a2 += p[2 * b + 1];
+    } else {
+        for (int64_t at = c; at < j->nsums; at += 2 * j->C) a1 += j->sums[at], a2 += j->sums[at + j->C];
+    }
+    *s1 = a1;
+    *s2 = a2;
+}
+
+#define IN0(b) (j->in0 + (size_t)(b).offset * j->item)
+#define IN1(b) (j->in1 + (size_t)(b).offset * j->item)
+#define OUT(b) (j->out + (size_t)(b).offset * j->item)
+#define PARAMS(b) (j->params + (size_t)(b).c * j->item)
+
+static void stat_task(void *ctx, int64_t task) {
+    const bn_job *j = ctx;
+    const bn_block b = block_of(j, task);
+    if (j->S > 1) {
+        double sums[2];
+        j->k->stat_planes(IN0(b), j->S, j->C * j->S, b.begin, b.end, j->shift[b.c], sums);
+        *b.s1 = sums[0], *b.s2 = sums[1];
+    } else {
+        j->k->stat_rows(IN0(b), b.rows, b.width, j->C, j->shift + b.c, b.s1, b.s2);
+    }
+}
+
+static void grad_task(void *ctx, int64_t task) {
+    const bn_job *j = ctx;
+    const bn_block b = block_of(j, task);
+    if (j->S > 1) {
+        double sums[2];
+        j->k->grad_planes(IN0(b), IN1(b), j->S, j->C * j->S, b.begin, b.end, j->shift[b.c], sums);
+        *b.s1 = sums[0], *b.s2 = sums[1];
+    } else {
+        j->k->grad_rows(IN0(b), IN1(b), b.rows, b.width, j->C, j->shift + b.c, b.s1, b.s2);
+    }
+}
+
+static void affine_task(void *ctx, int64_t task) {
+    const bn_job *j = ctx;
+    const bn_block b = block_of(j, task);
+    if (j->S > 1)
+        j->k->affine_planes(IN0(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C);
+    else
+        j->k->affine_rows(IN0(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C);
+}
+
+static void dx_task(void *ctx, int64_t task) {
+    const bn_job *j = ctx;
+    const bn_block b = block_of(j, task);
+    if (j->S > 1)
+        j->k->dx_planes(IN0(b), IN1(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C);
+    else
+        j->k->dx_rows(IN0(b), IN1(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C);
+}
+
+static void run(const bn_job *j, mg_task_fn fn) {
+    if (j->N * j->C * j->S < MG_PARALLEL_MIN_ELEMS)
+        for (int64_t task = 0; task < j->ntasks; task++) fn((void *)j, task);
+    else
+        mg_parallel_for(j->ntasks, fn, (void *)j);
+}
+
+/* Two sweeps with a per-channel step between them: sweep1 over every block,
+ * then finish(c) for every channel, then sweep2 (if not NULL) over every block. */
+typedef void (*bn_finish_fn)(const bn_job *j, int64_t c);
+typedef struct {
+    const bn_job *j;
+    mg_task_fn sweep1, sweep2;
+    bn_finish_fn finish;
+} bn_channel_job;
+
+/* All of channel c: its blocks of sweep 1, finish(c), its blocks of sweep 2. */
+static void channel_task(void *ctx, int64_t c) {
+    const bn_channel_job *cj = ctx;
+    const int64_t first = c * cj->j->blocks_per_channel, last = first + cj->j->blocks_per_channel;
+    for (int64_t task = first; task < last; task++) cj->sweep1((void *)cj->j, task);
+    cj->finish(cj->j, c);
+    if (cj->sweep2)
+        for (int64_t task = first; task < last; task++) cj->sweep2((void *)cj->j, task);
+}
+
+/* With planes (S > 1) one task can take a whole channel through both sweeps:
+ * the second sweep then reads the channel from cache instead of memory. The
+ * blocks and the order of every addition stay the same, so does every bit;
+ * only the schedule changes. Used when a channel's inputs fit in FUSE_BYTES
+ * and there are enough channels to keep the threads busy. */
+#define FUSE_BYTES (4 << 20)
+
+static void run_two_sweeps(const bn_job *j, int inputs, mg_task_fn sweep1, bn_finish_fn finish,
+                           mg_task_fn sweep2) {
+    const int threads = mg_pool_threads();
+    const double channel_bytes = (double)(j->N * j->S) * (double)j->item * inputs;
+    if (j->S > 1 && channel_bytes <= FUSE_BYTES && (threads == 1 || j->C >= 4 * threads)) {
+        bn_channel_job cj = {j, sweep1, sweep2, finish};
+        if (j->N * j->C * j->S < MG_PARALLEL_MIN_ELEMS)
+            for (int64_t c = 0; c < j->C; c++) channel_task(&cj, c);
+        else
+            mg_parallel_for(j->C, channel_task, &cj);
+        return;
+    }
+    run(j, sweep1);
+    for (int64_t c = 0; c < j->C; c++) finish(j, c);
+    if (sweep2) run(j, sweep2);
+}
+
+/* Room for the block sums, the shifts and the elementwise parameters. */
+static mg_status alloc_scratch(const char *fn, bn_job *j) {
+    const int64_t count = j->nsums + 5 * j->C;
+    double *mem = malloc((size_t)count * sizeof *mem);
+    if (!mem) return mg_fail(MG_ERR_NOMEM, "%s: cannot allocate %lld doubles of scratch", fn, (long long)count);
+    j->sums = mem;
+    j->shift = mem + j->nsums;
+    j->params = (char *)(j->shift + j->C);
+    return MG_OK;
+}
+
+/* Parameter i of channel c, rounded to x's dtype. */
+static void set_param(const bn_job *j, int i, int64_t c, double v) {
+    if (j->item == 4) ((float *)j->params)[i * j->C + c] = (float)v;
+    else ((double *)j->params)[i * j->C + c] = v;
+}
+
+/* The float64 mean as hi + lo with hi in x's dtype: the elementwise sweeps
+ * subtract hi from x (exact near the mean) and fold lo into their offset. */
+static double mean_hi(const bn_job *j, double mean) {
+    return j->item == 4 ? (double)(float)mean : mean;
+}
+
+/* ---- argument checks ---------------------------------------------------- */
+
+static mg_status check_shape(const char *fn, int dtype, int64_t N, int64_t C, int64_t S) {
+    TRY(mg_ensure_init());
+    if (dtype != MG_F32 && dtype != MG_F64)
+        return mg_fail(MG_ERR_DTYPE, "%s: dtype %d is neither float32 (0) nor float64 (1)", fn, dtype);
+    if (N < 0 || C < 0 || S < 0)
+        return mg_fail(MG_ERR_SHAPE, "%s: negative size in (N, C, S) = (%lld, %lld, %lld)", fn,
+                       (long long)N, (long long)C, (long long)S);
+    const int64_t limit = INT64_MAX / 8;   /* element count times 8 bytes still fits */
+    if ((C > 0 && N > limit / C) || (N * C > 0 && S > limit / (N * C)))
+        return mg_fail(MG_ERR_SHAPE, "%s: (N, C, S) = (%lld, %lld, %lld) is too large", fn,
+                       (long long)N, (long long)C, (long long)S);
+    return MG_OK;
+}
+
+static mg_status check_training(const char *fn, int64_t N, int64_t C, int64_t S) {
+    if (N < 1 || S < 1 || (N == 1 && S == 1))   /* n = N*S < 2, without overflow */
+        return mg_fail(MG_ERR_ARG, "%s: expected more than 1 value per channel when training, "
+                       "got (N, C, S) = (%lld, %lld, %lld)", fn, (long long)N, (long long)C, (long long)S);
+    return MG_OK;
+}
+
+static mg_status check_eps(const char *fn, double eps) {
+    if (!(eps >= 0.0) || isinf(eps))
+        return mg_fail(MG_ERR_ARG, "%s: eps must be finite and >= 0, got %g", fn, eps);
+    return MG_OK;
+}
+
+#define REQUIRE(ptr)                                                           \
+    do {                                                                       \
+        if (!(ptr)) return mg_fail(MG_ERR_ARG, "%s: %s is NULL", fn, #ptr);   \
+    } while (0)
+
+/* Element c of an optional per-channel parameter, as float64. */
+static double param(const void *p, int dtype, int64_t c, double absent) {
+    if (!p) return absent;
+    return dtype == MG_F32 ? (double)((const float *)p)[c] : ((const double *)p)[c];
+}
+
+static void put(void *p, int dtype, int64_t c, double v) {
+    if (dtype == MG_F32) ((float *)p)[c] = (float)v;
+    else ((double *)p)[c] = v;
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+/* Forward, between the sweeps: the statistics of channel c and the
+ * parameters of y = (x - mean)*(rstd*gamma) + beta. */
+static void finish_forward(const bn_job *j, int64_t c) {
+    double s1, s2;
+    channel_sums(j, c, &s1, &s2);
+    const double n = (double)(j->N * j->S);
+    const double mean = j->shift[c] + s1 / n;
+    double var = (s2 - s1 * (s1 / n)) / n;
+    if (var < 0.0) var = 0.0;   /* rounding; NaN stays NaN */
+    const double rstd = 1.0 / sqrt(var + j->eps);
+    j->save_mean[c] = mean, j->save_rstd[c] = rstd, j->batch_var[c] = var;
+    const double hi = mean_hi(j, mean), a = rstd * param(j->weight, j->dtype, c, 1.0);
+    set_param(j, 0, c, hi);
+    set_param(j, 1, c, a);
+    set_param(j, 2, c, param(j->bias, j->dtype, c, 0.0) - (mean - hi) * a);
+}
+
+mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S, const void *x,
+                                      const void *weight, const void *bias, double eps, void *y,
+                                      double *save_mean, double *save_rstd, double *batch_var) {
+    const char *fn = "mg_batch_norm_train_forward";
+    TRY(check_shape(fn, dtype, N, C, S));
+    TRY(check_training(fn, N, C, S));
+    TRY(check_eps(fn, eps));
+    if (C == 0) return MG_OK;
+    REQUIRE(x); REQUIRE(y); REQUIRE(save_mean); REQUIRE(save_rstd); REQUIRE(batch_var);
+
+    bn_job j;
+    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
+    TRY(alloc_scratch(fn, &j));
+    j.in0 = x, j.out = y;
+    j.eps = eps, j.weight = weight, j.bias = bias;
+    j.save_mean = save_mean, j.save_rstd = save_rstd, j.batch_var = batch_var;
+    /* Sweep 1 sums x - shift, shift = the channel's first value; sweep 2 writes y. */
+    for (int64_t c = 0; c < C; c++) j.shift[c] = param(x, dtype, c * S, 0.0);
+    run_two_sweeps(&j, 1, stat_task, finish_forward, affine_task);
+    free(j.sums);
+    return MG_OK;
+}
+
+/* y = x*scale + shift in one sweep, scale = gamma/sqrt(running_var + eps),
+ * shift = beta - running_mean*scale; with running_mean = beta = NULL it is
+ * the eval backward dx = dy*gamma/sqrt(running_var + eps). */
+static mg_status eval_scale_shift(const char *fn, int dtype, int64_t N, int64_t C, int64_t S,
+                                  const void *x, const void *running_mean, const void *running_var,
+                                  const void *weight, const void *bias, double eps, void *y) {
+    bn_job j;
+    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
+    j.nsums = 0;   /* no sums in this sweep */
+    TRY(alloc_scratch(fn, &j));
+    for (int64_t c = 0; c < C; c++) {
+        const double scale = param(weight, dtype, c, 1.0) / sqrt(param(running_var, dtype, c, 0.0) + eps);
+        set_param(&j, 0, c, 0.0);
+        set_param(&j, 1, c, scale);
+        set_param(&j, 2, c, param(bias, dtype, c, 0.0) - param(running_mean, dtype, c, 0.0) * scale);
+    }
+    j.in0 = x;
+    j.out = y;
+    run(&j, affine_task);
+    free(j.sums);
+    return MG_OK;
+}
+
+mg_status mg_batch_norm_eval_forward(int dtype, int64_t N, int64_t C, int64_t S, const void *x,
+                                     const void *running_mean, const void *running_var,
+                                     const void *weight, const void *bias, double eps, void *y) {
+    const char *fn = "mg_batch_norm_eval_forward";
+    TRY(check_shape(fn, dtype, N, C, S));
+    TRY(check_eps(fn, eps));
+    if (N * C * S == 0) return MG_OK;
+    REQUIRE(x); REQUIRE(y); REQUIRE(running_mean); REQUIRE(running_var);
+    return eval_scale_shift(fn, dtype, N, C, S, x, running_mean, running_var, weight, bias, eps, y);
+}
+
+mg_status mg_batch_norm_eval_backward(int dtype, int64_t N, int64_t C, int64_t S, const void *dy,
+                                      const void *running_var, const void *weight, double eps,
+                                      void *dx) {
+    const char *fn = "mg_batch_norm_eval_backward";
+    TRY(check_shape(fn, dtype, N, C, S));
+    TRY(check_eps(fn, eps));
+    if (N * C * S == 0) return MG_OK;
+    REQUIRE(dy); REQUIRE(dx); REQUIRE(running_var);
+    return eval_scale_shift(fn, dtype, N, C, S, dy, NULL, running_var, weight, NULL, eps, dx);
+}
+
+/* Backward, between the sweeps: dweight, dbias of channel c and the
+ * parameters of dx = k*dy + (c*(x - mean) + b). */
+static void finish_backward(const bn_job *j, int64_t c) {
+    double sum_dy, sum_dy_xmu;
+    channel_sums(j, c, &sum_dy, &sum_dy_xmu);
+    const double n = (double)(j->N * j->S);
+    const double rstd = j->rstd[c], mean = j->shift[c];
+    const double dgamma = sum_dy_xmu * rstd;   /* sum(dy*xhat) */
+    if (j->dweight) put(j->dweight, j->dtype, c, dgamma);
+    if (j->dbias) put(j->dbias, j->dtype, c, sum_dy);
+    const double k = param(j->weight, j->dtype, c, 1.0) * rstd, cf = -k * rstd * (dgamma / n);
+    const double hi = mean_hi(j, mean);
+    set_param(j, 0, c, k);
+    set_param(j, 1, c, cf);
+    set_param(j, 2, c, hi);
+    set_param(j, 3, c, -k * (sum_dy / n) - cf * (mean - hi));
+}
+
+mg_status mg_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S, const void *dy,
+                                 const void *x, const double *save_mean, const double *save_rstd,
+                                 const void *weight, void *dx, void *dweight, void *dbias) {
+    const char *fn = "mg_batch_norm_backward";
+    TRY(check_shape(fn, dtype, N, C, S));
+    TRY(check_training(fn, N, C, S));
+    if (C == 0 || (!dx && !dweight && !dbias)) return MG_OK;
+    REQUIRE(dy); REQUIRE(x); REQUIRE(save_mean); REQUIRE(save_rstd);
+
+    bn_job j;
+    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
+    TRY(alloc_scratch(fn, &j));
+    j.in0 = dy, j.in1 = x, j.out = dx;
+    j.weight = weight, j.rstd = save_rstd, j.dweight = dweight, j.dbias = dbias;
+    /* Sweep 1 sums dy and dy*(x - mean); sweep 2 writes dx. */
+    for (int64_t c = 0; c < C; c++) j.shift[c] = save_mean[c];
+    run_two_sweeps(&j, 2, grad_task, finish_backward, dx ? dx_task : NULL);
+    free(j.sums);
+    return MG_OK;
+}

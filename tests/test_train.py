@@ -1,0 +1,98 @@
+"""The main job end to end, and training side by side with PyTorch."""
+import re
+
+import numpy as np
+import pytest
+
+import microgradbn as mg
+from microgradbn import nn, optim, train
+from microgradbn.datasets import load_mnist
+
+
+
+def test_main_short_run_prints_progress_and_saves(tmp_path, capsys):
+    path = tmp_path / "mlp.npz"
+    argv = ["--epochs", "1", "--train-size", "512", "--batch-size", "32", "--threads", "1",
+            "--save", str(path)]
+    assert train.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert re.search(r"epoch   1  train loss \d\.\d{4}  acc \d\.\d{4}  \|  test loss \d\.\d{4}  acc \d\.\d{4}", out)
+    match = re.search(r"final test accuracy ([\d.]+)%  \|  16 steps in [\d.]+ s of training \(\d+ steps/s\)", out)
+    assert match and float(match.group(1)) > 20  # 16 steps already beat chance (10%)
+    assert "epoch 1/1" in err  # the progress bar (tqdm's or the built-in one) was drawn
+    model = train.build_mlp(True)
+    model.load_state_dict(mg.load(path))  # strict: every key and shape of the saved file fits
+
+
+def test_main_options_fail_clearly(capsys):
+    with pytest.raises(SystemExit) as info:
+        train.main(["--device", "cuda"])
+    assert info.value.code == 2
+    assert "device 'cuda' is not available" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.main(["--epochs", "0"])
+    assert "--epochs must be at least 1" in capsys.readouterr().err
+    if not hasattr(nn, "Conv2d"):
+        with pytest.raises(SystemExit):
+            train.main(["--model", "cnn", "--no-bn"])
+        assert "needs nn.Conv2d" in capsys.readouterr().err
+
+
+def test_text_bar(capsys):
+    import io
+
+    stream = io.StringIO()
+    bar = train.TextBar(4, "epoch 1/1", file=stream, width=8)
+    bar.set_postfix_str("loss=1.0")
+    for _ in range(4):
+        bar.update()
+    bar.close()
+    assert stream.getvalue().rstrip().endswith("epoch 1/1 [########] 4/4 loss=1.0")
+
+
+# ---- training side by side with PyTorch (float64, same weights, same batches) ----
+
+def _mlp(bn, backend):
+    """784-32-[BN]-ReLU-16-[BN]-ReLU-10 in microgradbn (backend=nn) or torch.nn."""
+    layers = []
+    for n_in, n_out in ((784, 32), (32, 16)):
+        layers.append(backend.Linear(n_in, n_out, bias=not bn))
+        if bn:
+            layers.append(backend.BatchNorm1d(n_out))
+        layers.append(backend.ReLU())
+    layers.append(backend.Linear(16, 10))
+    return backend.Sequential(*layers)
+
+
+@pytest.mark.parametrize("bn", [True, False])
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=1e-3)),
+    ("Adam", dict(lr=1e-3, weight_decay=1e-4)),
+])
+def test_training_matches_torch(bn, name, kwargs):
+    torch = pytest.importorskip("torch")
+    mg.manual_seed(0)
+    mine = _mlp(bn, nn).double()
+    theirs = _mlp(bn, torch.nn).double()
+    theirs.load_state_dict({k: torch.from_numpy(v.data.copy()) for k, v in mine.state_dict().items()})
+    opt = getattr(optim, name)(mine.parameters(), **kwargs)
+    ref = getattr(torch.optim, name)(theirs.parameters(), **kwargs)
+    x, y = load_mnist("train", dtype=np.float64)
+    order = np.random.default_rng(0).permutation(len(y))
+    for step in range(20):
+        rows = order[step * 32:(step + 1) * 32]
+        loss = mg.nn.functional.cross_entropy(mine(mg.tensor(x[rows])), mg.tensor(y[rows]))
+        ref_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x[rows])), torch.from_numpy(y[rows]))
+        for o, l in ((opt, loss), (ref, ref_loss)):
+            o.zero_grad()
+            l.backward()
+            o.step()
+        np.testing.assert_allclose(loss.item(), ref_loss.item(), rtol=1e-6)
+    mine.eval()
+    theirs.eval()
+    x_test = load_mnist("test", dtype=np.float64)[0][:100]
+    with torch.no_grad():
+        expected = theirs(torch.from_numpy(x_test)).numpy()
+    np.testing.assert_allclose(mine(mg.tensor(x_test)).data, expected, rtol=1e-6, atol=1e-9)
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_allclose(mine.state_dict()[key].data, value.numpy(), rtol=1e-6, atol=1e-9)
