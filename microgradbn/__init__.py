@@ -16,8 +16,8 @@ from .errors import BackendError, DTypeError, InternalError, ShapeError  # noqa:
 from .autograd import gradcheck  # noqa: E402,F401
 from .ops import (  # noqa: E402
     abs, add, amax, amin, argmax, argmin, cat, clamp, clone, div, eq, exp, expand, flatten, ge, gt,
-    le, log, log_softmax, lt, matmul, mean, mul, ne, neg, permute, pow, relu, reshape, sigmoid, softmax,
-    sqrt, squeeze, stack, sub, sum, tanh, transpose, unsqueeze, var, view, where,
+    le, log, log_softmax, lt, matmul, max, mean, min, mul, ne, neg, permute, pow, relu, reshape,
+    sigmoid, softmax, sqrt, squeeze, stack, sub, sum, tanh, transpose, unsqueeze, var, view, where,
 )
 from . import datasets  # noqa: E402
 from . import opencl  # noqa: E402

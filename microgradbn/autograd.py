@@ -171,9 +171,8 @@ class Function(Node):
         result.grad_fn = self
 
     def _release(self):
-        if self.saved_tensors:
-            self.saved_tensors = ()
-            self._freed = True
+        self.saved_tensors = ()
+        self._freed = True
 
     def _run_backward(self, grad):
         if self._freed:
@@ -239,7 +238,7 @@ def run_backward(tensor, gradient, retain_graph=False):
             if kept is not None:
                 kept._set_retained_grad(grad)
         input_grads = node._run_backward(grad) if _trace is None else _trace.run(node, grad)
-        if not retain_graph:
+        if not retain_graph and node.saved_tensors:
             node._release()
         for (next_node, _), input_grad in zip(node.next_functions, input_grads):
             if next_node is None or input_grad is None:

@@ -151,6 +151,25 @@ def binary_same(op, x, x_handle, y_handle):
     return out, out_handle
 
 
+def binary_scalar(op, x, s, scalar_first=False, x_handle=None):
+    """x op s (or s op x) for a C-contiguous float x and a one-element array
+    s of its dtype (read with stride 0); x_handle: x's cached handle, if any.
+    Returns the result and its handle."""
+    out = empty_like(x)
+    out_handle = ffi.from_buffer(out)
+    if x_handle is None:
+        x_handle = ffi.from_buffer(x)
+    s_handle = ffi.from_buffer(s)
+    a, sa, b, sb = (s_handle, _ZERO, x_handle, _ONE) if scalar_first else (x_handle, _ONE, s_handle, _ZERO)
+    status = lib.mg_binary(op, DTYPE_CODES[x.dtype], 1, [x.size], a, sa, b, sb, out_handle)
+    if status:
+        raise_status(status)
+    return out, out_handle
+
+
+_ZERO, _ONE = ffi.new("int64_t[1]", [0]), ffi.new("int64_t[1]", [1])
+
+
 def unary_same(op, x, x_handle):
     """f(x) (an UNARY_* op) for a C-contiguous float x given its cached
     handle; returns the result and its handle."""

@@ -78,6 +78,12 @@ def broadcast_shape(x, y, op_name):
 
 def binary_forward(op_code, numpy_fn, x, y, op_name):
     """x op y with broadcasting and type promotion, on the C kernels for floats."""
+    dtype = x.dtype
+    if dtype is y.dtype and dtype in _FLOATS and x.flags.c_contiguous:  # the common cases first
+        if y.ndim == 0:                                               # array op number
+            return cpu.binary_scalar(op_code, x, y)[0]
+        if x.shape == y.shape and y.flags.c_contiguous:
+            return cpu.binary(op_code, x, y, x.shape, dtype)
     shape = broadcast_shape(x, y, op_name)
     dtype = result_dtype(x, y)
     if dtype not in _FLOATS:
@@ -186,9 +192,16 @@ def _elementwise(cls, a, b):
     # array is not a C-contiguous float array (then take the general path).
     x_handle = a._handle if a._handle_of is x else a._storage_handle()
     y_handle = b._handle if b._handle_of is y else b._storage_handle()
-    if x_handle is None or y_handle is None or x.dtype is not y.dtype or x.shape != y.shape:
+    if x_handle is None or y_handle is None or x.dtype is not y.dtype:
         return cls.apply(a, b)
-    out, handle = cpu.binary_same(cls.op_code, x, x_handle, y_handle)
+    if x.shape == y.shape:
+        out, handle = cpu.binary_same(cls.op_code, x, x_handle, y_handle)
+    elif y.ndim == 0:                      # tensor op number
+        out, handle = cpu.binary_scalar(cls.op_code, x, y, x_handle=x_handle)
+    elif x.ndim == 0:                      # number op tensor
+        out, handle = cpu.binary_scalar(cls.op_code, y, x, scalar_first=True, x_handle=y_handle)
+    else:
+        return cls.apply(a, b)
     result = _new(Tensor)                  # Tensor._wrap, inlined, keeping out's handle
     result.data, result._handle, result._handle_of = out, handle, out
     if (a.requires_grad or b.requires_grad) and _state.enabled:
