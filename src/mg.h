@@ -139,6 +139,17 @@ mg_status mg_clamp(int dtype, int64_t n, const void *x, double lo, double hi, vo
 /* out[i] = grad[i] where lo <= x[i] <= hi, else 0. */
 mg_status mg_clamp_backward(int dtype, int64_t n, const void *x, const void *grad,
                             double lo, double hi, void *out);
+/* out[i] = x[i]^p. The exponents PyTorch special-cases take its shortcuts
+ * (p = 0: 1, 1: x, 2: x*x, 3: x*x*x, 0.5: sqrt(x), -0.5: 1/sqrt(x), -1:
+ * 1/x, -2: 1/(x*x)); any other p the C library's pow (for float32, of x and
+ * (float)p in double, then rounded: within 1 ulp). */
+mg_status mg_pow_scalar(int dtype, int64_t n, const void *x, double p, void *out);
+/* out[i] = grad[i] * (p * x[i]^(p - 1)) (the power by the same rules); all
+ * zero when p = 0, as PyTorch. */
+mg_status mg_pow_scalar_backward(int dtype, int64_t n, const void *x, const void *grad,
+                                 double p, void *out);
+/* out[i] = x[i]^y[i], the C library's pow (float32 through double). */
+mg_status mg_pow(int dtype, int64_t n, const void *x, const void *y, void *out);
 
 /* ---- reductions over axes (api_reduce.c) --------------------------------- */
 

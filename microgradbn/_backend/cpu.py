@@ -236,6 +236,38 @@ def clamp_backward(x, grad, lo, hi):
     return out
 
 
+def pow_scalar(x, p):
+    """x ** p for a float exponent p (shortcuts for 0, +-0.5, +-1, +-2, 3)."""
+    x = _contiguous(x)
+    out = empty_like(x)
+    status = lib.mg_pow_scalar(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x), p, ffi.from_buffer(out))
+    if status:
+        raise_status(status)
+    return out
+
+
+def pow_scalar_backward(x, grad, p):
+    """grad * (p * x ** (p - 1)); zero when p == 0."""
+    x, grad = _contiguous(x), _contiguous(grad)
+    out = empty_like(x)
+    status = lib.mg_pow_scalar_backward(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x),
+                                        ffi.from_buffer(grad), p, ffi.from_buffer(out))
+    if status:
+        raise_status(status)
+    return out
+
+
+def pow(x, y):
+    """x ** y elementwise for arrays of one shape and float dtype."""
+    x, y = _contiguous(x), _contiguous(y)
+    out = empty_like(x)
+    status = lib.mg_pow(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x), ffi.from_buffer(y),
+                        ffi.from_buffer(out))
+    if status:
+        raise_status(status)
+    return out
+
+
 def reduce(op, x, axes):
     """x reduced (REDUCE_SUM, _MAX or _MIN) over axes, a tuple of distinct
     non-negative axes; the result has the other axes, in order. Any strides,

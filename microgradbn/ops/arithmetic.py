@@ -162,25 +162,58 @@ class Div(_Binary):
         return gx, gy
 
 
+class PowScalar(Function):
+    """x ** p for a number p, on the C kernel (PyTorch's shortcuts: x*x for
+    p = 2, sqrt for 0.5, 1/x for -1, ...): d/dx = p x^(p-1)."""
+
+    def forward(self, x, p):
+        if x.dtype not in _FLOATS:
+            if not isinstance(p, (float, np.floating)):
+                return np.power(x, p)           # integer ** integer stays integer
+            x = x.astype(np.float32)
+        self.p = float(p)
+        self.save_for_backward(x)
+        return cpu.pow_scalar(x, self.p)
+
+    def backward(self, grad):
+        x, = self.saved_tensors
+        return cpu.pow_scalar_backward(x, grad.astype(x.dtype, copy=False), self.p)
+
+
+def _broadcast_pair(x, y, shape, dtype):
+    """x and y in dtype, as C-contiguous arrays of the broadcast shape."""
+    return tuple(a if a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+                 else np.ascontiguousarray(np.broadcast_to(a.astype(dtype, copy=False), shape))
+                 for a in (x, y))
+
+
 class Pow(Function):
-    """x ** y (NumPy's power; no C kernel): d/dx = y x^(y-1), d/dy = x^y log x."""
+    """x ** y for tensors, broadcast, on the C pow (the gradients as PyTorch
+    defines them where the derivative does not exist):
+        dx = g y x^(y-1), 0 where y = 0;   dy = g x^y log x, 0 where x = 0 and y >= 0."""
 
     def forward(self, x, y):
+        shape = broadcast_shape(x, y, "pow")
         dtype = result_dtype(x, y)
-        broadcast_shape(x, y, "pow")
-        out = np.power(x.astype(dtype, copy=False), y.astype(dtype, copy=False))
-        self.save_for_backward(x, y, out)
+        if dtype not in _FLOATS:
+            return np.power(x.astype(dtype, copy=False), y.astype(dtype, copy=False))
+        xb, yb = _broadcast_pair(x, y, shape, dtype)
+        out = cpu.pow(xb, yb)
+        self.save_for_backward(xb, yb, out)
+        self.x_meta, self.y_meta = (x.shape, x.dtype), (y.shape, y.dtype)
         return out
 
     def backward(self, grad):
         x, y, out = self.saved_tensors
         gx = gy = None
+        zero = x.dtype.type(0)
         if self.needs_input_grad[0]:
-            gx = _grad_for(_mul(grad, y * np.power(x, y - 1)), x.shape, x.dtype)
+            power = cpu.pow(x, cpu.binary_scalar(cpu.OP_SUB, y, np.ones((), y.dtype))[0])
+            gx = np.where(y == 0, zero, _mul(grad, _mul(y, power)))
+            gx = _grad_for(gx, *self.x_meta)
         if self.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_x = np.where(x > 0, np.log(np.where(x > 0, x, 1)), np.where(x == 0, -np.inf, np.nan))
-            gy = _grad_for(_mul(grad, np.where((out == 0) & (x == 0), 0, out * log_x)), y.shape, y.dtype)
+            gy = np.where((x == 0) & (y >= 0), zero, _mul(grad, _mul(out, cpu.unary(cpu.UNARY_LOG, x))))
+            gy = _grad_for(gy, *self.y_meta)
         return gx, gy
 
 
@@ -241,6 +274,9 @@ def div(a, b):
 
 
 def pow(a, b):
+    """a ** b: a tensor to a number's power on PowScalar, else elementwise Pow."""
+    if isinstance(a, Tensor) and isinstance(b, (int, float, np.number)):
+        return PowScalar.apply(a, p=b)
     a, b = _operands(a, b)
     return Pow.apply(a, b)
 

@@ -39,6 +39,12 @@ typedef void (*mg_clamp_fn)(int64_t n, const void *x, double lo, double hi, void
 /* out[i] = g[i] if lo <= x[i] <= hi else 0. */
 typedef void (*mg_clamp_grad_fn)(int64_t n, const void *x, const void *g, double lo, double hi,
                                  void *out);
+/* out[i] = x[i]^p (mg_pow_scalar lists the exponents with shortcuts). */
+typedef void (*mg_pow_scalar_fn)(int64_t n, const void *x, double p, void *out);
+/* out[i] = g[i] * (p * x[i]^(p - 1)), 0 when p = 0. */
+typedef void (*mg_pow_scalar_grad_fn)(int64_t n, const void *x, const void *g, double p, void *out);
+/* out[i] = x[i]^y[i]. */
+typedef void (*mg_pow_fn)(int64_t n, const void *x, const void *y, void *out);
 
 /* ---- reductions over axes (cpu/reduce.c) --------------------------------- */
 #define MG_NUM_REDUCE_OPS 3
@@ -131,6 +137,9 @@ typedef struct {
     mg_unary_grad_fn unary_grad[MG_NUM_UNARY_GRADS][MG_NUM_DTYPES];
     mg_clamp_fn clamp[MG_NUM_DTYPES];
     mg_clamp_grad_fn clamp_grad[MG_NUM_DTYPES];
+    mg_pow_scalar_fn pow_scalar[MG_NUM_DTYPES];
+    mg_pow_scalar_grad_fn pow_scalar_grad[MG_NUM_DTYPES];
+    mg_pow_fn pow[MG_NUM_DTYPES];
     /* reductions over axes (in cpu/reduce.c) */
     mg_reduce_lanes_fn reduce_lanes[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];
     mg_reduce_rows_fn reduce_rows[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];

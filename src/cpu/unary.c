@@ -213,6 +213,75 @@ DEFINE_GRAD_BOTH(tanh, TANH_GRAD)
 DEFINE_GRAD_BOTH(sqrt, SQRT_GRAD)
 DEFINE_GRAD_BOTH(abs, ABS_GRAD)
 
+/* ---- pow ------------------------------------------------------------------
+ * x^e with PyTorch's shortcuts for e in {0, 1, 2, 3, 0.5, -0.5, -1, -2},
+ * else the C library's pow. POW_CASES runs one loop, picked once per call,
+ * whose body is STORE(i, x[i]^e) with the power written as an expression
+ * of v = x[i]: the shortcut loops vectorise. */
+
+#define POW_F32(v, e) ((float)pow((double)(v), (double)(e)))
+#define POW_F64(v, e) pow(v, e)
+
+#define POW_LOOP(T, STORE, EXPR)                                              \
+    for (int64_t i = 0; i < n; i++) {                                         \
+        const T v = x[i];                                                     \
+        (void)v;                                                              \
+        STORE(i, (EXPR));                                                     \
+    }
+
+#define POW_CASES(T, e, STORE, SQRT, POW)                                     \
+    if (e == 0) POW_LOOP(T, STORE, (T)1)                                      \
+    else if (e == 1) POW_LOOP(T, STORE, v)                                    \
+    else if (e == 2) POW_LOOP(T, STORE, v * v)                                \
+    else if (e == 3) POW_LOOP(T, STORE, v * v * v)                            \
+    else if (e == (T)0.5) POW_LOOP(T, STORE, SQRT(v))                         \
+    else if (e == (T)-0.5) POW_LOOP(T, STORE, (T)1 / SQRT(v))                 \
+    else if (e == -1) POW_LOOP(T, STORE, (T)1 / v)                            \
+    else if (e == -2) POW_LOOP(T, STORE, (T)1 / (v * v))                      \
+    else POW_LOOP(T, STORE, POW(v, e))
+
+/* out = x^p; the exponent is rounded to the dtype first, as PyTorch does. */
+#define POW_STORE(i, r) (out[i] = (r))
+#define DEFINE_POW_SCALAR(name, T, SQRT, POW)                                 \
+    static void name(int64_t n, const void *x_, double p_, void *out_) {      \
+        const T *restrict x = x_;                                             \
+        T *restrict out = out_;                                               \
+        const T p = (T)p_;                                                    \
+        POW_CASES(T, p, POW_STORE, SQRT, POW)                                 \
+    }
+
+/* gx = g * (p * x^(p-1)), grouped as PyTorch computes it; 0 for p = 0. */
+#define POW_GRAD_STORE(i, r) (out[i] = g[i] * (p * (r)))
+#define DEFINE_POW_SCALAR_GRAD(name, T, SQRT, POW)                            \
+    static void name(int64_t n, const void *x_, const void *g_, double p_,    \
+                     void *out_) {                                            \
+        const T *restrict x = x_;                                             \
+        const T *restrict g = g_;                                             \
+        T *restrict out = out_;                                               \
+        const T p = (T)p_, q = p - 1;                                         \
+        if (p == 0) {                                                         \
+            for (int64_t i = 0; i < n; i++) out[i] = 0;                       \
+            return;                                                           \
+        }                                                                     \
+        POW_CASES(T, q, POW_GRAD_STORE, SQRT, POW)                            \
+    }
+
+/* out = x^y elementwise. */
+#define DEFINE_POW(name, T, POW)                                              \
+    static void name(int64_t n, const void *x_, const void *y_, void *out_) { \
+        const T *restrict x = x_;                                             \
+        const T *restrict y = y_;                                             \
+        T *restrict out = out_;                                               \
+        for (int64_t i = 0; i < n; i++) out[i] = POW(x[i], y[i]);             \
+    }
+
+DEFINE_POW_SCALAR(pow_scalar_f32, float, sqrtf, POW_F32)
+DEFINE_POW_SCALAR(pow_scalar_f64, double, sqrt, POW_F64)
+DEFINE_POW_SCALAR_GRAD(pow_scalar_grad_f32, float, sqrtf, POW_F32)
+DEFINE_POW_SCALAR_GRAD(pow_scalar_grad_f64, double, sqrt, POW_F64)
+DEFINE_POW(pow_f32, float, POW_F32)
+DEFINE_POW(pow_f64, double, POW_F64)
+
 void MG_ISA_FN(mg_fill_unary)(mg_kernel_table *t) {
     const mg_unary_loop_fn loops[MG_NUM_UNARY_OPS][MG_NUM_DTYPES] = {
         {exp_loop_f32, exp_loop_f64},   {log_loop_f32, log_loop_f64},
@@ -233,4 +302,10 @@ void MG_ISA_FN(mg_fill_unary)(mg_kernel_table *t) {
     t->clamp[1] = clamp_f64;
     t->clamp_grad[0] = clamp_grad_f32;
     t->clamp_grad[1] = clamp_grad_f64;
+    t->pow_scalar[0] = pow_scalar_f32;
+    t->pow_scalar[1] = pow_scalar_f64;
+    t->pow_scalar_grad[0] = pow_scalar_grad_f32;
+    t->pow_scalar_grad[1] = pow_scalar_grad_f64;
+    t->pow[0] = pow_f32;
+    t->pow[1] = pow_f64;
 }
