@@ -273,25 +273,29 @@ static void put(void *p, int dtype, int64_t c, double v) {
     else ((double *)p)[c] = v;
 }
 
-/* The center k of channel c for the forward's first sweep, which sums x - k
- * and (x - k)^2 in x's dtype: a median of CENTER_SAMPLES values spread evenly
- * over the channel. It is one of the channel's values, so x - k is exact for
- * a constant channel (which then gives exactly beta) and for any value within
- * a factor 2 of k, as in a channel with a large offset; being near the mean
- * (the first value might be far out) keeps x - k and its rounding small. */
+/* The centers k of the forward's first sweep, which sums x - k and (x - k)^2
+ * in x's dtype: k of channel c is the mean of CENTER_SAMPLES values spread
+ * evenly over the channel (repeated when it has fewer), added pairwise and
+ * rounded to x's dtype. Pairwise, 8 equal values add up exactly, so a
+ * constant channel gets k = its value and then exactly beta. Near the mean
+ * (the first value may be far out), x - k stays small, and it is exact for
+ * x within a factor 2 of k, as in a channel with a large offset. */
 #define CENTER_SAMPLES 8
 
-static double center_of(const void *x, int dtype, int64_t N, int64_t C, int64_t S, int64_t c) {
-    const int64_t n = N * S, m = n < CENTER_SAMPLES ? n : CENTER_SAMPLES;
-    double v[CENTER_SAMPLES];
-    for (int64_t i = 0; i < m; i++) {   /* insertion sort of the samples */
-        const int64_t at = i * n / m;   /* value index in (n, s) order */
-        const double e = param(x, dtype, at / S * C * S + c * S + at % S, 0.0);
-        int64_t pos = i;
-        for (; pos > 0 && v[pos - 1] > e; pos--) v[pos] = v[pos - 1];
-        v[pos] = e;
+static void forward_centers(const bn_job *j, const void *x) {
+    const int64_t n = j->N * j->S;
+    int64_t at[CENTER_SAMPLES];   /* offset of sample i of channel 0 */
+    for (int i = 0; i < CENTER_SAMPLES; i++) {
+        const int64_t value = i * n / CENTER_SAMPLES;   /* index in (n, s) order */
+        at[i] = value / j->S * j->C * j->S + value % j->S;
     }
-    return v[(m - 1) / 2];
+    for (int64_t c = 0; c < j->C; c++) {
+        double v[CENTER_SAMPLES];
+        for (int i = 0; i < CENTER_SAMPLES; i++) v[i] = param(x, j->dtype, at[i] + c * j->S, 0.0);
+        for (int half = CENTER_SAMPLES / 2; half >= 1; half /= 2)
+            for (int i = 0; i < half; i++) v[i] += v[i + half];
+        put(j->center, j->dtype, c, v[0] / CENTER_SAMPLES);
+    }
 }
 
 /* ---- entry points ------------------------------------------------------- */
@@ -329,8 +333,8 @@ mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S
     j.in0 = x, j.out = y;
     j.eps = eps, j.weight = weight, j.bias = bias;
     j.save_mean = save_mean, j.save_rstd = save_rstd, j.batch_var = batch_var;
-    /* Sweep 1 sums x - k, k = center_of(channel); sweep 2 writes y. */
-    for (int64_t c = 0; c < C; c++) put(j.center, dtype, c, center_of(x, dtype, N, C, S, c));
+    /* Sweep 1 sums x - k with k from forward_centers; sweep 2 writes y. */
+    forward_centers(&j, x);
     run_two_sweeps(&j, 1, stat_task, finish_forward, affine_task);
     free(j.sums);
     return MG_OK;
