@@ -14,8 +14,10 @@ speed: a copy of x into a buffer of its size runs as one more
 implementation in the rotation, so it meets the same cache state as the
 others (an 8 MiB array is partly in L3, partly evicted by what ran before),
 and floor = (tensors moved / 2) * that copy's median time. "floor_dram" is
-the same at the speed of a 256 MiB copy. Copies use PyTorch's copy_ (threads
-as set) when PyTorch is there, else np.copyto (two threads: two halves).
+the same at the speed of a 256 MiB copy. Copies are np.copyto (memcpy);
+with two threads, two np.copyto on halves in a thread pool, whose ~50 us
+per call inflates the floor of the 1 MiB shape. (PyTorch's copy_ is not
+used: on a loaded machine its spinning threads can take ~100x longer.)
 Implementations run in a new random order in every repetition, so none
 always follows the one that evicts the cache. Each result is printed as a
 JSON line (median and interquartile range); a table of ratios follows.
@@ -109,9 +111,6 @@ def copier(nbytes, threads):
     """A function copying nbytes of float32 between two buffers of its own."""
     src = np.ones(nbytes // 4, np.float32)
     dst = np.empty_like(src)
-    if torch is not None:
-        tsrc, tdst = torch.from_numpy(src), torch.from_numpy(dst)
-        return lambda: tdst.copy_(tsrc)
     if threads == 1:
         return lambda: np.copyto(dst, src)
     pool = ThreadPoolExecutor(threads)
