@@ -4,7 +4,7 @@ Each op here is one fused Function (forward and backward side by side, on
 NumPy arrays), so a layer costs one graph node, not a chain of primitives:
 
     linear         y = x W^T + b                      (one GEMM each way)
-    relu/tanh/sigmoid, dropout, flatten
+    relu/tanh/sigmoid (the C maps of ops/unary.py), dropout, flatten
     cross_entropy  log-softmax and NLL in one node;   backward: softmax - onehot
     nll_loss, mse_loss
     batch_norm     the fused BN node (microgradbn/ops/batchnorm.py); and
@@ -18,7 +18,7 @@ from .. import creation
 from .._backend import cpu
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
-from ..ops import reduce_sum_array
+from ..ops import reduce_sum_array, unary
 from ..ops.batchnorm import batch_norm, batch_norm_primitives  # noqa: F401  (public here)
 from ..tensor import Tensor, _to_array, float32, float64
 
@@ -74,59 +74,21 @@ def linear(input, weight, bias=None):
 
 
 # ---- activations ------------------------------------------------------------
+# The C maps of microgradbn/ops/unary.py, whose backward is one fused C kernel
+# from the saved output (a NumPy np.maximum plus grad * (y > 0) costs 2-4x more:
+# temporaries, and fresh pages for each of them at conv sizes).
 
-class ReLU(Function):
-    """y = max(x, 0);  dx = grad where y > 0, else 0."""
-
-    def forward(self, x):
-        out = np.maximum(x, 0)
-        self.save_for_backward(out)
-        return out
-
-    def backward(self, grad):
-        (out,) = self.saved_tensors
-        return grad * (out > 0)  # float * bool keeps the float dtype; 7x faster than np.where here
-
-
-class Tanh(Function):
-    """y = tanh(x);  dx = grad (1 - y^2)."""
-
-    def forward(self, x):
-        out = np.tanh(x)
-        self.save_for_backward(out)
-        return out
-
-    def backward(self, grad):
-        (out,) = self.saved_tensors
-        return grad * (1 - out * out)
-
-
-class Sigmoid(Function):
-    """y = 1 / (1 + e^-x), computed as (1 + tanh(x/2)) / 2, which never overflows;
-    dx = grad y (1 - y)."""
-
-    def forward(self, x):
-        out = np.tanh(x * x.dtype.type(0.5))
-        out += 1
-        out *= 0.5
-        self.save_for_backward(out)
-        return out
-
-    def backward(self, grad):
-        (out,) = self.saved_tensors
-        return grad * out * (1 - out)
+class ReLU(unary.Relu):
+    """y = max(x, 0);  dx = grad where y > 0, else 0. (The ops' Relu under
+    torch.nn's name: its graph node is ReLUBackward.)"""
 
 
 def relu(input):
-    return ReLU.apply(input)
+    return ReLU.apply(unary._tensor(input, "relu"))
 
 
-def tanh(input):
-    return Tanh.apply(input)
-
-
-def sigmoid(input):
-    return Sigmoid.apply(input)
+tanh = unary.tanh          # y = tanh(x);          dx = grad (1 - y^2)
+sigmoid = unary.sigmoid    # y = 1 / (1 + e^-x);   dx = grad y (1 - y)
 
 
 # ---- dropout and flatten ----------------------------------------------------
