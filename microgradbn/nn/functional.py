@@ -148,8 +148,8 @@ def _reduce(losses, reduction):
         return losses
     total = reduce_sum_array(losses, (0,))
     if reduction == "mean":
-        with np.errstate(invalid="ignore"):  # the mean of no samples is nan, as in PyTorch
-            total = total / losses.dtype.type(len(losses))
+        n = len(losses)
+        total = total / losses.dtype.type(n) if n else np.nan  # the mean of no samples is nan, as in PyTorch
     return np.asarray(total, dtype=losses.dtype)
 
 
@@ -175,11 +175,13 @@ def _check_classification(name, input, target, reduction):
         raise ShapeError(f"{name}: expected input (N, C) and target (N,), got input "
                          f"{tuple(input.shape)} and target {tuple(target.shape)}")
     classes = input.shape[1]
-    if target.size and (target.min() < 0 or target.max() >= classes):
+    index = target.astype(np.int64, copy=False)
+    # Seen as unsigned, a negative index is huge: one max finds both kinds of bad index.
+    if index.size and index.view(np.uint64).max() >= classes:
         bad = target[(target < 0) | (target >= classes)][0]
         raise IndexError(f"{name}: target {bad} is out of bounds: class indices must be in "
                          f"[0, {classes - 1}] for input with {classes} classes")
-    return target.astype(np.int64, copy=False)
+    return index
 
 
 class CrossEntropy(Function):
@@ -189,20 +191,21 @@ class CrossEntropy(Function):
     """
 
     def forward(self, x, target, reduction):
-        rows = np.arange(len(x))
+        self.rows = np.arange(len(x))
         shifted = x - x.max(axis=1, keepdims=True)   # the max row entry becomes 0: no overflow
-        exp = np.exp(shifted)
-        sums = exp.sum(axis=1, keepdims=True)
-        losses = np.log(sums[:, 0]) - shifted[rows, target]
-        exp /= sums
-        self.save_for_backward(exp, target)
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)
+        losses = np.log(sums.reshape(-1))
+        losses -= shifted[self.rows, target]
+        probs /= sums
+        self.save_for_backward(probs, target)
         self.reduction = reduction
         return _reduce(losses, reduction)
 
     def backward(self, grad):
         probs, target = self.saved_tensors
-        dx = probs.copy()
-        dx[np.arange(len(dx)), target] -= 1
+        dx = probs.copy()   # not in place: with retain_graph=True backward may run again
+        dx[self.rows, target] -= 1
         dx *= _scale_per_row(grad, self.reduction, len(dx))
         return dx, None
 
