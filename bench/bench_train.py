@@ -8,7 +8,10 @@
     python bench/bench_train.py [--models mlp cnn] [--threads 1 2] [--steps 20] [--repeats 15]
 
 Each thread count runs in its own subprocess with MGBN_NUM_THREADS,
-OPENBLAS_NUM_THREADS and OMP_NUM_THREADS set (and torch.set_num_threads).
+OPENBLAS_NUM_THREADS and OMP_NUM_THREADS set (and torch.set_num_threads), and
+OMP_WAIT_POLICY=PASSIVE (--omp-wait-policy): PyTorch's OpenMP threads
+otherwise spin at every barrier, and when the cores are shared that makes its
+2-thread steps ten times slower (seen here: 84 ms instead of 8 ms per MLP step).
 The machine may be shared and busy, so the two take turns in short rounds
 (`--steps` steps each, who goes first alternating round by round): a busy
 neighbour slows both alike within a round. Reported: the median steps/s over
@@ -159,7 +162,8 @@ def measure(model, threads, steps, repeats, with_torch):
     run(tiny_state, 10)
     overhead = min(run(tiny_state, steps) for _ in range(5)) / steps * 1e3
     step_ms = statistics.median(mg_times) / steps * 1e3
-    common = dict(bench=f"train_{model}_bn", threads=threads, batch=batch, steps=steps, repeats=repeats)
+    common = dict(bench=f"train_{model}_bn", threads=threads, batch=batch, steps=steps, repeats=repeats,
+                  omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset").lower())
     rows = [dict(common, impl="microgradbn", **_rates(mg_times, steps),
                  phases_ms={k: round(v / (steps * repeats) * 1e3, 3) for k, v in phases.items()},
                  split_ms=dict(overhead=round(overhead, 3), kernels=round(step_ms - overhead, 3)),
@@ -201,6 +205,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=20, help="steps per round")
     p.add_argument("--repeats", type=int, default=15, help="rounds")
     p.add_argument("--no-torch", dest="torch", action="store_false")
+    p.add_argument("--omp-wait-policy", choices=("passive", "active", "unset"), default="passive",
+                   help="OMP_WAIT_POLICY for PyTorch's OpenMP threads")
     p.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
@@ -213,6 +219,9 @@ def main(argv=None):
     for threads in args.threads:
         env = dict(os.environ, MGBN_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                    OMP_NUM_THREADS=str(threads))
+        env.pop("OMP_WAIT_POLICY", None)
+        if args.omp_wait_policy != "unset":
+            env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
         command = [sys.executable, os.path.abspath(__file__), "--child", str(threads), "--steps", str(args.steps),
                    "--repeats", str(args.repeats), "--models", *args.models] + ([] if args.torch else ["--no-torch"])
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)

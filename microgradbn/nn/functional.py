@@ -66,11 +66,11 @@ def linear(input, weight, bias=None):
                          f"{tuple(weight.shape)} (need input.shape[-1] == weight.shape[1])")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ShapeError(f"linear: bias of shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
-    tensors = (input, weight) if bias is None else (input, weight, bias)
-    if any(t.dtype != input.dtype for t in tensors) or input.dtype not in _FLOATS:
+    dtype = input.dtype
+    if dtype not in _FLOATS or weight.dtype != dtype or (bias is not None and bias.dtype != dtype):
         raise DTypeError("linear: input, weight and bias must share one float dtype, got "
-                         + ", ".join(str(t.dtype) for t in tensors))
-    return Linear.apply(*tensors)
+                         + ", ".join(str(t.dtype) for t in (input, weight, bias) if t is not None))
+    return Linear.apply(input, weight) if bias is None else Linear.apply(input, weight, bias)
 
 
 # ---- activations ------------------------------------------------------------
