@@ -20,6 +20,7 @@ from .ops import (  # noqa: E402
     sqrt, squeeze, stack, sub, sum, tanh, transpose, unsqueeze, var, view, where,
 )
 from . import datasets  # noqa: E402
+from . import opencl  # noqa: E402
 from .tensor import Tensor, bool_, float32, float64, int64  # noqa: E402
 from .creation import (  # noqa: E402
     arange, empty, from_numpy, full, full_like, manual_seed, ones, ones_like, rand, rand_like,
@@ -34,7 +35,7 @@ __version__ = "0.1.0"
 def backend_info():
     """Which SIMD path runs, which ones this machine can run, threads, version."""
     info = _cpu.backend_info()
-    info["opencl_available"] = False  # no OpenCL backend in this build yet
+    info["opencl_available"] = opencl.is_available()
     return info
 
 

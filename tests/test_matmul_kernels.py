@@ -4,17 +4,16 @@ Oracle: NumPy in float64. A float32 result may differ from the exact sum by
 about k * 2^-24 * sum|a_ip b_pj|; the bound below is a small multiple of that.
 """
 import os
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import microgradbn
 from microgradbn._backend import cpu
 from microgradbn.errors import DTypeError, ShapeError
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 DTYPES = [np.float32, np.float64]
 
 
@@ -196,7 +195,9 @@ def test_forced_scalar_path_in_a_fresh_process():
     code = ("import numpy as np; from microgradbn._backend import cpu; "
             "assert cpu.backend_info()['isa'] == 'scalar'; "
             "a = np.arange(12.).reshape(3, 4); print(cpu.matmul(a, a.T).sum())")
-    env = dict(os.environ, MGBN_SIMD="scalar", PYTHONPATH=str(ROOT))
+    # the subprocess must import the same microgradbn as this one (installed or checkout)
+    package_parent = os.path.dirname(os.path.dirname(microgradbn.__file__))
+    env = dict(os.environ, MGBN_SIMD="scalar", PYTHONPATH=package_parent)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     a = np.arange(12.0).reshape(3, 4)
     assert float(out.stdout) == (a @ a.T).sum()
