@@ -16,7 +16,9 @@ The machine may be shared and busy, so the two take turns in short rounds
 (`--steps` steps each, who goes first alternating round by round): a busy
 neighbour slows both alike within a round. Reported: the median steps/s over
 the rounds with its spread (min..max), and the median over the rounds of
-microgradbn's speed / PyTorch's in the same round (the ratio column).
+microgradbn's speed / PyTorch's in the same round (the ratio column), and
+the CPU time per step of each (microgradbn/torch; all of a process's threads
+counted, so at 2 threads it includes time spent waiting or spinning).
 Prints one JSON line per measurement, then a table. Where the time goes:
   - phases: forward, backward and optimizer step, by time.perf_counter;
   - overhead: the same graph (same ops, same number of calls) at tiny sizes,
@@ -112,12 +114,14 @@ def setup_torch(model, size, batch):
     return step, data
 
 
-def run(state, steps, phases=None):
-    """Seconds for `steps` training steps."""
+def run(state, steps, phases=None, cpu_times=None):
+    """Seconds for `steps` training steps (and the process's CPU seconds appended to cpu_times)."""
     step, data = state
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for i in range(steps):
         step(*data[i % len(data)], phases)
+    if cpu_times is not None:
+        cpu_times.append(time.process_time() - cpu_start)
     return time.perf_counter() - start
 
 
@@ -150,27 +154,27 @@ def measure(model, threads, steps, repeats, with_torch):
         if state is not None:
             run(state, 10)  # warm up: caches, the allocator, the thread pool
     phases = dict(forward=0.0, backward=0.0, optimizer=0.0)
-    mg_times, torch_times = [], []
+    mg_times, torch_times, mg_cpu, torch_cpu = [], [], [], []
     for round_ in range(repeats):
         order = [("mg", mine), ("torch", theirs)][::1 if round_ % 2 == 0 else -1]
         for name, state in order:
             if name == "mg":
-                mg_times.append(run(state, steps, phases))
+                mg_times.append(run(state, steps, phases, mg_cpu))
             elif state is not None:
-                torch_times.append(run(state, steps))
+                torch_times.append(run(state, steps, cpu_times=torch_cpu))
     tiny_state = setup_mg(model, tiny, tiny_batch)
     run(tiny_state, 10)
     overhead = min(run(tiny_state, steps) for _ in range(5)) / steps * 1e3
     step_ms = statistics.median(mg_times) / steps * 1e3
     common = dict(bench=f"train_{model}_bn", threads=threads, batch=batch, steps=steps, repeats=repeats,
                   omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset").lower())
-    rows = [dict(common, impl="microgradbn", **_rates(mg_times, steps),
+    rows = [dict(common, impl="microgradbn", **_rates(mg_times, steps), cpu_ms=_cpu_ms(mg_cpu, steps),
                  phases_ms={k: round(v / (steps * repeats) * 1e3, 3) for k, v in phases.items()},
                  split_ms=dict(overhead=round(overhead, 3), kernels=round(step_ms - overhead, 3)),
                  top_functions_ms=top_functions(mine, steps))]
     if torch_times:
         ratios = [t / m for m, t in zip(mg_times, torch_times)]
-        rows.append(dict(common, impl="torch", **_rates(torch_times, steps),
+        rows.append(dict(common, impl="torch", **_rates(torch_times, steps), cpu_ms=_cpu_ms(torch_cpu, steps),
                          ratio_median=round(statistics.median(ratios), 3),
                          ratio_spread=[round(min(ratios), 3), round(max(ratios), 3)]))
     return rows
@@ -181,9 +185,14 @@ def _rates(times, steps):
                 spread=[round(steps / max(times), 1), round(steps / min(times), 1)])
 
 
+def _cpu_ms(cpu_times, steps):
+    """Median CPU time per step over the rounds, all threads of the process counted."""
+    return round(statistics.median(cpu_times) / steps * 1e3, 3)
+
+
 def table(rows, models, thread_counts):
     lines = [f"{'model':<5} {'threads':>7} {'microgradbn steps/s':>24} {'torch steps/s':>24} "
-             f"{'ratio (min..max)':>20}   fwd/bwd/opt ms   kernels/overhead ms"]
+             f"{'ratio (min..max)':>20}   cpu ms/step   fwd/bwd/opt ms   kernels/overhead ms"]
     for model in models:
         for threads in thread_counts:
             pick = {r["impl"]: r for r in rows if r["bench"] == f"train_{model}_bn" and r["threads"] == threads}
@@ -192,8 +201,9 @@ def table(rows, models, thread_counts):
             ratio = (f"{ref['ratio_median']:.2f} ({ref['ratio_spread'][0]:.2f}..{ref['ratio_spread'][1]:.2f})"
                      if ref else "-")
             ph, split = mine["phases_ms"], mine["split_ms"]
+            cpu = f"{mine['cpu_ms']:.2f}" + (f"/{ref['cpu_ms']:.2f}" if ref else "")
             lines.append(f"{model:<5} {threads:>7} {rate(mine):>24} {rate(ref) if ref else '-':>24} {ratio:>20}   "
-                         f"{ph['forward']:.2f}/{ph['backward']:.2f}/{ph['optimizer']:.2f}   "
+                         f"{cpu:>11}   {ph['forward']:.2f}/{ph['backward']:.2f}/{ph['optimizer']:.2f}   "
                          f"{split['kernels']:.2f}/{split['overhead']:.2f}")
     return "\n".join(lines)
 
