@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+import microgradbn as mg
+from microgradbn.datasets import load_mnist
 from microgradbn.experiments import figure1
 
 
@@ -37,11 +39,6 @@ def test_figure1_rejects_bad_options(capsys):
 
 
 def test_bn_sigmoid_input_is_measured_with_batch_statistics_leaving_running_stats_alone():
-    import numpy as np
-
-    import microgradbn as mg
-    from microgradbn.datasets import load_mnist
-
     mg.manual_seed(0)
     model = figure1.build(True, init_std=0.1)
     x, y = load_mnist("test")
