@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -126,8 +128,6 @@ def test_bad_hyperparameters(make, message):
     ("AdamW", dict(lr=1e-3)),
 ])
 def test_step_allocates_no_parameter_sized_temporaries(name, kwargs):
-    import tracemalloc
-
     params = [nn.Parameter(mg.zeros(100_000, dtype=mg.float64)), nn.Parameter(mg.zeros(3, 7))]
     for p in params:
         p.grad = mg.ones_like(p)
