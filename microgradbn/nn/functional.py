@@ -84,7 +84,7 @@ class ReLU(unary.Relu):
 
 
 def relu(input):
-    return ReLU.apply(unary._tensor(input, "relu"))
+    return unary._map(ReLU, input, "relu")
 
 
 tanh = unary.tanh          # y = tanh(x);          dx = grad (1 - y^2)

@@ -115,11 +115,15 @@ class Neg(_Map):                                    # d (-x) = -1
         return cpu.unary(cpu.UNARY_NEG, grad)
 
 
-def _map(cls, x, name):
-    """cls applied to tensor x; the fast path inlines Function.apply."""
+def _tensor(x, name):
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}() expects a Tensor, got {type(x).__name__}")
-    data = x.data
+    return x
+
+
+def _map(cls, x, name):
+    """cls (a _Map) applied to tensor x; the fast path inlines Function.apply."""
+    data = _tensor(x, name).data
     handle = x._handle if x._handle_of is data else x._storage_handle()
     if handle is None:                     # not a C-contiguous float array
         return cls.apply(x)
@@ -195,8 +199,7 @@ def _bound(value, name):
 
 def clamp(x, min=None, max=None):
     """min(max(x, min), max); at least one bound (PyTorch semantics)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"clamp() expects a Tensor, got {type(x).__name__}")
+    _tensor(x, "clamp")
     lo, hi = _bound(min, "min"), _bound(max, "max")
     if lo is None and hi is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
