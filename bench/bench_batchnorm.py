@@ -9,14 +9,20 @@ Phases: train forward, backward (dx, dweight, dbias), forward+backward, eval
 forward. PyTorch runs its own kernels, aten.native_batch_norm and
 aten.native_batch_norm_backward (what autograd calls, without the graph).
 The floor is the least data a phase must move (forward and eval: read x,
-write y; backward: read dy and x, write dx) at copy speed, measured in the
-same run with np.copyto: once on arrays of the phase's own size ("floor",
-same cache regime) and once on a 256 MiB array ("floor_dram"). With two
-threads the copy runs as two np.copyto calls on halves, in two threads.
-Implementations are interleaved within each repetition, so a noisy machine
-slows all of them alike. Each result is printed as a JSON line; a table of
-ratios follows. mg's outputs come from its caching allocator (pages reused);
-PyTorch and NumPy allocate fresh outputs, as they do in use.
+write y; backward: read dy and x, write dx; fwd+bwd: all five) at copy
+speed: a copy of x into a buffer of its size runs as one more
+implementation in the rotation, so it meets the same cache state as the
+others (an 8 MiB array is partly in L3, partly evicted by what ran before),
+and floor = (tensors moved / 2) * that copy's median time. "floor_dram" is
+the same at the speed of a 256 MiB copy. Copies are np.copyto (memcpy);
+with two threads, two np.copyto on halves in a thread pool, whose ~50 us
+per call inflates the floor of the 1 MiB shape. (PyTorch's copy_ is not
+used: on a loaded machine its spinning threads can take ~100x longer.)
+Implementations run in a new random order in every repetition, so none
+always follows the one that evicts the cache. Each result is printed as a
+JSON line (median and interquartile range); a table of ratios follows.
+mg's outputs come from its caching allocator (pages reused); PyTorch and
+NumPy allocate fresh outputs, as they do in use.
 """
 import argparse
 import json
@@ -101,41 +107,41 @@ def torch_phases(x, dy, w, b, rm, rv):
     }
 
 
-def copy_seconds(nbytes, threads, reps):
-    """Median time of np.copyto over nbytes of float32, split over `threads` threads."""
+def copier(nbytes, threads):
+    """A function copying nbytes of float32 between two buffers of its own."""
     src = np.ones(nbytes // 4, np.float32)
     dst = np.empty_like(src)
-    halves = [(d, s) for d, s in zip(np.array_split(dst, threads), np.array_split(src, threads))]
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
+    if threads == 1:
+        return lambda: np.copyto(dst, src)
+    pool = ThreadPoolExecutor(threads)
+    halves = list(zip(np.array_split(dst, threads), np.array_split(src, threads)))
+    return lambda: list(pool.map(lambda ds: np.copyto(*ds), halves))
 
-    def copy():
-        if pool is None:
-            np.copyto(dst, src)
-        else:
-            list(pool.map(lambda ds: np.copyto(*ds), halves))
 
+def dram_copy_seconds(threads, reps=5):
+    copy = copier(256 * 2**20, threads)
     times = []
     for _ in range(reps + 2):
         t = time.perf_counter()
         copy()
         times.append(time.perf_counter() - t)
-    if pool is not None:
-        pool.shutdown()
     return statistics.median(times[2:])
 
 
-def measure(impls, reps):
-    """{impl: {phase: [seconds...]}}, implementations interleaved in every repetition."""
+def measure(impls, reps, rng):
+    """{impl: {phase: [seconds...]}}; every repetition runs each phase of every
+    implementation, the implementations in a new random order each time."""
     times = {name: {p: [] for p in PHASES} for name in impls}
-    for name in impls:   # warm up: first-touch pages, caches, the thread pool
+    names = list(impls)
+    for name in names:   # warm up: first-touch pages, caches, the thread pool
         for phase in PHASES:
             impls[name][phase]()
     for _ in range(reps):
         for phase in PHASES:
-            for name, fns in impls.items():
+            for i in rng.permutation(len(names)):
                 t = time.perf_counter()
-                fns[phase]()
-                times[name][phase].append(time.perf_counter() - t)
+                impls[names[i]][phase]()
+                times[names[i]][phase].append(time.perf_counter() - t)
     return times
 
 
@@ -157,24 +163,29 @@ def main():
         cpu.set_num_threads(threads)
         if torch is not None:
             torch.set_num_threads(threads)
-        dram_bw = 256 * 2**20 * 2 / copy_seconds(256 * 2**20, threads, 5)
+        dram_bw = 256 * 2**20 * 2 / dram_copy_seconds(threads)
         print(json.dumps({"threads": threads, "copy_GBps_256MiB": round(dram_bw / 1e9, 2)}))
         for shape in SHAPES:
             x = rng.standard_normal(shape, dtype=np.float32) * 2 + 1
             dy = rng.standard_normal(shape, dtype=np.float32)
             c = shape[1]
             w, b = rng.uniform(0.5, 1.5, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
-            rm, rv = rng.standard_normal(c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
-            impls = {"mg": mg_phases(x, dy, w, b, rm, rv), "numpy": numpy_phases(x, dy, w, b, rm, rv)}
+            rm, rv = rng.uniform(-1, 1, c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
+            copy = copier(x.nbytes, threads)
+            impls = {"mg": mg_phases(x, dy, w, b, rm, rv), "numpy": numpy_phases(x, dy, w, b, rm, rv),
+                     "copy": {phase: copy for phase in PHASES}}
             if torch is not None:
                 impls["torch"] = torch_phases(x, dy, w, b, rm, rv)
-            times = measure(impls, reps)
-            copy_bw = 2 * x.nbytes / copy_seconds(x.nbytes, threads, reps)
+            times = measure(impls, reps, rng)
+            copy_s = statistics.median([t for phase in PHASES for t in times["copy"][phase]])
             for phase in PHASES:
-                floor = FLOOR_TENSORS[phase] * x.nbytes
+                tensors = FLOOR_TENSORS[phase]
                 row = {"shape": list(shape), "phase": phase, "threads": threads, "reps": reps,
-                       "floor_ms": 1e3 * floor / copy_bw, "floor_dram_ms": 1e3 * floor / dram_bw}
+                       "floor_ms": 1e3 * tensors / 2 * copy_s,
+                       "floor_dram_ms": 1e3 * tensors * x.nbytes / dram_bw}
                 for name in impls:
+                    if name == "copy":
+                        continue
                     med, iqr = summary(times[name][phase])
                     row[f"{name}_ms"], row[f"{name}_iqr_ms"] = 1e3 * med, 1e3 * iqr
                 print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
@@ -196,8 +207,8 @@ def print_table(rows):
         line += f"{r['numpy_ms']:9.3f} {r['floor_ms']:8.3f} {r['mg_ms'] / r['floor_ms']:8.2f} "
         line += f"{r['mg_ms'] / r['floor_dram_ms']:8.2f}"
         print(line)
-    print("torch/mg > 1: mg is faster. mg/floor: time over the least bytes moved at same-size "
-          "copy speed; mg/dram: the same at 256 MiB copy speed.")
+    print("torch/mg > 1: mg is faster. mg/floor: time over the least bytes moved at the speed of "
+          "a same-size copy run in the same rotation; mg/dram: the same at 256 MiB copy speed.")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,18 @@ PyTorch (if installed) and this machine's copy bandwidth, in one run.
 
     python bench/bench_ops.py            (from a checkout with the module built)
     python bench/bench_ops.py --quick    (1M elements only, fewer repeats)
+    python bench/bench_ops.py --part 2   (only the per-call overheads)
 
 Part 1: add, mul, relu, exp on float32 arrays of 1M and 16M elements, with
 1 and 2 threads, writing into a fresh output (what an op does) and into a
 preallocated one. Effective bandwidth = bytes read + bytes written per
 second; it is compared with np.copyto of the same number of bytes (read n,
 write n) measured in the same run.
-Part 2: the per-call overhead of `a + b` on 4-element tensors, with and
-without requires_grad.
+Part 2: the per-call time of the small ops of a training step (a + b,
+a * b, relu, sum, reshape, matmul ... on 4-element tensors, with and
+without requires_grad) and the backward engine's cost per node, mg and
+PyTorch interleaved, one thread each (the backward engine per node: the
+chain of 20 multiplications with and without its backward, over 21 nodes).
 
 Every figure is the median over repeats, with the spread as [min, max];
 a JSON line per measurement goes to stdout, then a table.
@@ -93,22 +97,54 @@ def elementwise(sizes, repeats, rows):
                           "of_copy": round(nbytes / med / 1e9 / copy_gbs, 2)}, rows)
 
 
+def _op_cases(lib):
+    """name -> a call on small tensors of lib (mg or torch): the ops of a
+    training step, without and with requires_grad, and backward."""
+    a, b = lib.ones(4), lib.ones(4)
+    g = lib.ones(4, requires_grad=True)
+    x, w = lib.ones(16, 64), lib.ones(32, 64, requires_grad=True)
+    chain_x = lib.ones(4, requires_grad=True)
+
+    def chain(n):                         # n multiplications by a number, then a sum
+        y = chain_x
+        for _ in range(n):
+            y = y * 1.0001
+        return y.sum()
+
+    return {
+        "a+b": lambda: a + b, "a+b grad": lambda: g + b, "a*b grad": lambda: g * b,
+        "a*2 grad": lambda: g * 2.0, "relu grad": lambda: g.relu(), "exp grad": lambda: g.exp(),
+        "sum grad": lambda: g.sum(), "reshape grad": lambda: g.reshape(2, 2),
+        "x@w.T grad": lambda: x @ w.T,
+        "chain20": lambda: chain(20), "chain20+backward": lambda: chain(20).backward(),
+    }
+
+
 def overhead(repeats, rows):
-    cases = {"mg": (mg.ones(4), mg.ones(4), mg.ones(4, requires_grad=True))}
+    """Per-call time of small ops (4 elements; x@w.T is 16x64 by 64x32), the
+    libraries interleaved so that machine load hits them alike. The backward
+    engine's cost per node is (chain20+backward - chain20) / 21."""
+    libs = {"mg": _op_cases(mg)}
+    mg.set_num_threads(1)
     if torch is not None:
-        cases["torch"] = (torch.ones(4), torch.ones(4), torch.ones(4, requires_grad=True))
-    cases["numpy"] = (np.ones(4, np.float32), np.ones(4, np.float32), None)
-    for who, (a, b, g) in cases.items():
-        for grad in (False, True):
-            if grad and g is None:
-                continue
-            x = g if grad else a
-            timer = timeit.Timer(lambda: x + b)
-            samples = sorted(timer.timeit(2000) / 2000 for _ in range(repeats))
-            emit({"bench": "a+b overhead", "impl": who, "requires_grad": grad,
-                  "us_min": round(samples[0] * 1e6, 3),
-                  "us_median": round(statistics.median(samples) * 1e6, 3),
-                  "us_max": round(samples[-1] * 1e6, 3)}, rows)
+        torch.set_num_threads(1)           # small ops: one thread each, as mg runs them
+        libs["torch"] = _op_cases(torch)
+    samples = {}
+    for _ in range(repeats):
+        for who, cases in libs.items():
+            for name, fn in cases.items():
+                number = 20 if name.startswith("chain") else 500
+                samples.setdefault((name, who), []).append(timeit.timeit(fn, number=number) / number)
+    for (name, who), times in samples.items():
+        emit({"bench": "overhead", "op": name, "impl": who, "us_min": round(min(times) * 1e6, 3),
+              "us_median": round(statistics.median(times) * 1e6, 3),
+              "us_max": round(max(times) * 1e6, 3)}, rows)
+    for who in libs:
+        forward, both = samples[("chain20", who)], samples[("chain20+backward", who)]
+        per_node = {stat: (fn(both) - fn(forward)) / 21 * 1e6 for stat, fn in
+                    (("us_min", min), ("us_median", statistics.median), ("us_max", max))}
+        emit({"bench": "overhead", "op": "backward per node", "impl": who,
+              **{k: round(v, 3) for k, v in per_node.items()}}, rows)
 
 
 def table(rows):
@@ -119,25 +155,28 @@ def table(rows):
         elif "impl" in r and "threads" in r:
             print(f"{r['bench']:5s} t={r['threads']} {r['impl']:6s} {r['out']:8s} {r['GB/s']:7.2f} GB/s "
                   f"({r['of_copy']:.2f})  [{r['min_ms']}-{r['max_ms']} ms]")
-    print("\n== per-call overhead of a + b on 4 elements (us): min / median / max")
-    by = {(r["impl"], r["requires_grad"]): r for r in rows if r["bench"] == "a+b overhead"}
-    for (who, grad), r in by.items():
+    print("\n== per-call time of small ops (us): min / median / max; mg/torch of the medians and of the minima")
+    by = {(r["op"], r["impl"]): r for r in rows if r["bench"] == "overhead"}
+    for (op, who), r in by.items():
         ratio = ""
-        if who == "mg" and ("torch", grad) in by:
-            ratio = f"   mg/torch (min) = {r['us_min'] / by[('torch', grad)]['us_min']:.2f}"
-        print(f"{who:6s} requires_grad={grad!s:5s} {r['us_min']:.2f} / {r['us_median']:.2f} / "
-              f"{r['us_max']:.2f}{ratio}")
+        if who == "mg" and (op, "torch") in by:
+            t = by[(op, "torch")]
+            ratio = f"   {r['us_median'] / t['us_median']:.2f} / {r['us_min'] / t['us_min']:.2f}"
+        print(f"{op:18s} {who:6s} {r['us_min']:7.2f} / {r['us_median']:7.2f} / {r['us_max']:7.2f}{ratio}")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M elements only, fewer repeats")
+    parser.add_argument("--part", type=int, choices=(1, 2), help="run only part 1 or part 2")
     args = parser.parse_args()
     rows = []
     print(json.dumps({"backend": mg.backend_info(), "numpy": np.__version__,
                       "torch": torch.__version__ if torch is not None else None}))
-    elementwise([1 << 20] if args.quick else [1 << 20, 1 << 24], 5 if args.quick else 11, rows)
-    overhead(20 if args.quick else 60, rows)
+    if args.part != 2:
+        elementwise([1 << 20] if args.quick else [1 << 20, 1 << 24], 5 if args.quick else 11, rows)
+    if args.part != 1:
+        overhead(20 if args.quick else 60, rows)
     table(rows)
 
 

@@ -16,10 +16,11 @@ from .errors import BackendError, DTypeError, InternalError, ShapeError  # noqa:
 from .autograd import gradcheck  # noqa: E402,F401
 from .ops import (  # noqa: E402
     abs, add, amax, amin, argmax, argmin, cat, clamp, clone, div, eq, exp, expand, flatten, ge, gt,
-    le, log, log_softmax, lt, matmul, mean, mul, ne, neg, permute, pow, relu, reshape, sigmoid, softmax,
-    sqrt, squeeze, stack, sub, sum, tanh, transpose, unsqueeze, var, view, where,
+    le, log, log_softmax, lt, matmul, max, mean, min, mul, ne, neg, permute, pow, relu, reshape,
+    sigmoid, softmax, sqrt, squeeze, stack, sub, sum, tanh, transpose, unsqueeze, var, view, where,
 )
 from . import datasets  # noqa: E402
+from . import opencl  # noqa: E402
 from .tensor import Tensor, bool_, float32, float64, int64  # noqa: E402
 from .creation import (  # noqa: E402
     arange, empty, from_dlpack, from_numpy, full, full_like, manual_seed, ones, ones_like, rand,
@@ -34,7 +35,7 @@ __version__ = "0.1.0"
 def backend_info():
     """Which SIMD path runs, which ones this machine can run, threads, version."""
     info = _cpu.backend_info()
-    info["opencl_available"] = False  # no OpenCL backend in this build yet
+    info["opencl_available"] = opencl.is_available()
     return info
 
 

@@ -23,6 +23,8 @@ import numpy as np
 
 from ._backend import cpu
 
+_new = object.__new__
+
 
 class _GradState(threading.local):
     enabled = True
@@ -74,10 +76,16 @@ class set_grad_enabled(_GradMode):
 
 
 class Node:
-    """Common part of every graph node: its name, its edges, its saved arrays."""
+    """Common part of every graph node: its name, its edges, its saved arrays.
+
+    The class-level defaults mean a node only stores what differs (most nodes
+    have no hooks and retain nothing), and the engine reads them without
+    getattr fallbacks: per-node cost matters for small models."""
 
     next_functions = ()
     saved_tensors = ()
+    tensor_hooks = ()        # hooks on the gradient flowing into this node (Tensor.register_hook)
+    retained = ()            # weak references to tensors that retain_grad() (non-leaves)
     _freed = False
 
     def name(self):
@@ -85,6 +93,17 @@ class Node:
 
     def __repr__(self):
         return f"<{self.name()} object at {id(self):#x}>"
+
+    def add_tensor_hook(self, hook):
+        if not self.tensor_hooks:
+            self.tensor_hooks = []
+        self.tensor_hooks.append(hook)
+        return self.tensor_hooks
+
+    def add_retained(self, ref):
+        if not self.retained:
+            self.retained = []
+        self.retained.append(ref)
 
 
 class AccumulateGrad(Node):
@@ -95,6 +114,9 @@ class AccumulateGrad(Node):
 
     def name(self):
         return "AccumulateGrad"
+
+
+_NO_EDGE = (None, 0)        # the edge of an input that needs no gradient
 
 
 class Function(Node):
@@ -119,10 +141,13 @@ class Function(Node):
     @classmethod
     def apply(cls, *inputs, **options):
         node = cls()
-        out = node.forward(*[None if t is None else t.data for t in inputs], **options)
+        arrays = []
+        for t in inputs:
+            arrays.append(None if t is None else t.data)
+        result = _new(_tensor.Tensor)      # Tensor._wrap, inlined: this runs once per op
+        result.data = node.forward(*arrays, **options)
         if _anomaly is not None:
-            _anomaly.forward(node, inputs, out)
-        result = _tensor.Tensor._wrap(out)
+            _anomaly.forward(node, inputs, result.data)
         if _state.enabled:
             for t in inputs:
                 if t is not None and t.requires_grad:
@@ -136,19 +161,20 @@ class Function(Node):
         for t in inputs:
             if t is not None and t.requires_grad:
                 needs.append(True)
-                edges.append((t.grad_fn or t._grad_node(), 0))
+                # a leaf's edge goes to its AccumulateGrad, made on first use
+                edges.append((t.grad_fn or t._accumulator or t._grad_node(), 0))
             else:
                 needs.append(False)
-                edges.append((None, 0))
+                edges.append(_NO_EDGE)
         self.needs_input_grad, self.next_functions = tuple(needs), tuple(edges)
-        self.output_meta = (result.data.shape, result.data.dtype)
+        data = result.data
+        self.output_meta = (data.shape, data.dtype)
         result.requires_grad = True
         result.grad_fn = self
 
     def _release(self):
-        if self.saved_tensors:
-            self.saved_tensors = ()
-            self._freed = True
+        self.saved_tensors = ()
+        self._freed = True
 
     def _run_backward(self, grad):
         if self._freed:
@@ -162,14 +188,15 @@ class Function(Node):
 
 
 def topological_order(root):
-    """Nodes reachable from root, each before every node it points to."""
-    order, visited = [], {id(root)}
+    """Nodes reachable from root, each before every node it points to.
+    (Nodes hash by identity, so they are their own keys.)"""
+    order, visited = [], {root}
     stack = [(root, iter(root.next_functions))]
     while stack:
         node, edges = stack[-1]
         for next_node, _ in edges:
-            if next_node is not None and id(next_node) not in visited:
-                visited.add(id(next_node))
+            if next_node is not None and next_node not in visited:
+                visited.add(next_node)
                 stack.append((next_node, iter(next_node.next_functions)))
                 break
         else:
@@ -184,6 +211,8 @@ def accumulate(total, grad):
     if total.shape == grad.shape and total.dtype == grad.dtype and total.dtype in cpu.DTYPE_CODES:
         return cpu.add(total, grad)
     return total + grad
+
+
 # While mg.graph.trace() records, the object it set here: the engine calls
 # begin(order) once per backward, then run(node, grad) in place of node._run_backward.
 _trace = None
@@ -194,34 +223,36 @@ _anomaly = None
 def run_backward(tensor, gradient, retain_graph=False):
     """Backpropagate `gradient` (an array shaped like tensor) from tensor."""
     root = tensor._grad_node()  # a leaf's AccumulateGrad: its hooks run too
-    grads = {id(root): gradient}
+    grads = {root: gradient}    # node -> the gradient summed so far for its output
     order = topological_order(root)
     if _trace is not None:
         _trace.begin(order)
     for node in order:
-        grad = grads.pop(id(node), None)
+        grad = grads.pop(node, None)
         if grad is None:
             continue
-        for hook in getattr(node, "tensor_hooks", ()):
+        for hook in node.tensor_hooks:
             replaced = hook(grad)
             grad = grad if replaced is None else replaced
         if isinstance(node, AccumulateGrad):
             node.variable._accumulate_grad(grad)
             continue
-        for ref in getattr(node, "retained", ()):
+        for ref in node.retained:
             kept = ref()
             if kept is not None:
                 kept._set_retained_grad(grad)
         input_grads = node._run_backward(grad) if _trace is None else _trace.run(node, grad)
         if _anomaly is not None:
             _anomaly.backward(node, input_grads)
-        if not retain_graph:
+        if not retain_graph and node.saved_tensors:
             node._release()
         for (next_node, _), input_grad in zip(node.next_functions, input_grads):
             if next_node is None or input_grad is None:
                 continue
-            key = id(next_node)
-            grads[key] = input_grad if key not in grads else accumulate(grads[key], input_grad)
+            if next_node in grads:
+                grads[next_node] = accumulate(grads[next_node], input_grad)
+            else:
+                grads[next_node] = input_grad
 
 
 def unbroadcast(grad, shape):
@@ -238,5 +269,6 @@ def unbroadcast(grad, shape):
 
 
 from . import tensor as _tensor  # noqa: E402  (tensor.py imports this module first)
+
 from .gradcheck import gradcheck  # noqa: E402,F401
 from .anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly  # noqa: E402,F401

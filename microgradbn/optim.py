@@ -1,12 +1,14 @@
 """Optimizers: SGD (momentum, Nesterov), Adam and AdamW, step for step as torch.optim.
 
 Each update works in place on the parameter storage (p.data) and builds no
-graph. The arithmetic is NumPy ufuncs, in place (`+=`, out=) wherever PyTorch's
-order of operations allows, so the results match torch.optim to rounding. Why
-NumPy and not the C kernels: each line is one memory-bound pass over 10^4..10^6
-elements, which a NumPy ufunc already runs at memory speed with less call
-overhead than a trip through cffi; what would pay is one fused kernel per
-update (one pass instead of four or five), not a kernel per line.
+graph. The arithmetic is NumPy ufuncs in PyTorch's order of operations, so
+the results match torch.optim to rounding, written in place (`+=`, out=)
+into the state or into one scratch buffer per optimizer that every update
+reuses: the usual paths allocate nothing per step (a fresh array of a large
+parameter's size costs page faults on top of the arithmetic). Why NumPy and
+not the C kernels: each line is one memory-bound pass, which a NumPy ufunc
+already runs at memory speed; what would pay is one fused kernel per update
+(one pass over p, grad and the state instead of four to eight).
 """
 import math
 
@@ -22,6 +24,7 @@ class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = defaults
         self.state = {}
+        self._scratch = {}  # dtype -> flat work array, grown to the largest need
         self.param_groups = []
         params = list(params)
         if not params:
@@ -69,6 +72,14 @@ class Optimizer:
             for param in group["params"]:
                 if param.grad is not None:
                     self._update(group, param.data, param.grad.data, self.state.setdefault(id(param), {}))
+
+    def _work(self, p, count):
+        """count scratch arrays of p's shape and dtype: views of one reused buffer."""
+        n = p.size
+        flat = self._scratch.get(p.dtype)
+        if flat is None or flat.size < count * n:
+            flat = self._scratch[p.dtype] = np.empty(count * n, p.dtype)
+        return [flat[i * n:(i + 1) * n].reshape(p.shape) for i in range(count)]
 
     # ---- saving and restoring ----------------------------------------------
 
@@ -141,18 +152,19 @@ class SGD(Optimizer):
 
     def _update(self, group, p, grad, state):
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        (work,) = self._work(p, 1)
         if wd != 0:
-            grad = grad + wd * p
+            grad = np.add(grad, np.multiply(p, wd, out=work), out=work)
         if momentum != 0:
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = np.array(grad, copy=True)
             else:
-                np.multiply(buf, momentum, out=buf)
+                buf *= momentum
                 dampening = group["dampening"]
                 buf += grad if dampening == 0 else (1 - dampening) * grad
-            grad = grad + momentum * buf if group["nesterov"] else buf
-        p -= lr * grad
+            grad = np.add(grad, momentum * buf, out=work) if group["nesterov"] else buf
+        p -= np.multiply(grad, lr, out=work)
 
 
 class Adam(Optimizer):
@@ -180,20 +192,26 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = np.zeros_like(p)
         state["step"] += 1
         step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        work, tmp = self._work(p, 2)
         if wd != 0:
             if self.decoupled:
                 p *= 1 - lr * wd
             else:
-                grad = grad + wd * p
-        m += (1 - beta1) * (grad - m)
-        np.multiply(v, beta2, out=v)
-        v += (1 - beta2) * (grad * grad)
+                grad = np.add(grad, np.multiply(p, wd, out=work), out=work)
+        delta = np.subtract(grad, m, out=tmp)
+        delta *= 1 - beta1
+        m += delta
+        square = np.multiply(grad, grad, out=tmp)
+        square *= 1 - beta2
+        v *= beta2
+        v += square
         step_size = lr / (1 - beta1 ** step)
-        denom = np.sqrt(v)
+        denom = np.sqrt(v, out=tmp)
         denom /= math.sqrt(1 - beta2 ** step)
         denom += eps
-        np.divide(m, denom, out=denom)
-        p -= step_size * denom
+        update = np.divide(m, denom, out=tmp)
+        update *= step_size
+        p -= update
 
 
 class AdamW(Adam):

@@ -96,10 +96,13 @@ class Tensor:
         return t
 
     def _storage_handle(self):
-        """The backend pointer to `data` (C-contiguous only), made once per array."""
+        """The backend pointer to `data`, made once per array, or None when the
+        C kernels cannot take it whole (not C-contiguous float32/float64).
+        Ops check `t._handle_of is t.data` first, inline: a hit is one compare."""
         data = self.data
         if self._handle_of is not data:
-            self._handle, self._handle_of = cpu.handle(data), data
+            usable = data.dtype in _FLOAT_DTYPES and data.flags.c_contiguous
+            self._handle, self._handle_of = cpu.handle(data) if usable else None, data
         return self._handle
 
     # ---- what it is ------------------------------------------------------
@@ -231,7 +234,7 @@ class Tensor:
         if gradient is None:
             if self.data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            gradient = np.ones_like(self.data)
+            gradient = np.array(1, self.data.dtype).reshape(self.data.shape)
         else:
             gradient = _to_array(gradient, self.data.dtype, copy=False)
             if gradient.shape != self.data.shape:
@@ -244,11 +247,7 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         wrapped = _GradHook(hook)
-        node = self._grad_node()
-        if not hasattr(node, "tensor_hooks"):
-            node.tensor_hooks = []
-        node.tensor_hooks.append(wrapped)
-        return _RemovableHandle(node.tensor_hooks, wrapped)
+        return _RemovableHandle(self._grad_node().add_tensor_hook(wrapped), wrapped)
 
     def retain_grad(self):
         """Keep .grad on this non-leaf tensor after backward."""
@@ -257,10 +256,7 @@ class Tensor:
         if self.is_leaf or self._retains_grad:
             return
         self._retains_grad = True
-        node = self.grad_fn
-        if not hasattr(node, "retained"):
-            node.retained = []
-        node.retained.append(weakref.ref(self))
+        self.grad_fn.add_retained(weakref.ref(self))
 
     @property
     def retains_grad(self):

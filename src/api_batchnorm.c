@@ -33,14 +33,14 @@ typedef struct {
     const char *in0, *in1;   /* x, or dy and x */
     char *out;               /* y or dx */
     double *sums;            /* two per (block, channel) */
-    double *shift;           /* (C,) shift or mean of the float64 sums */
+    char *center;            /* (C,) of x's dtype: the k of the sum sweeps */
     char *params;            /* (4, C) of x's dtype: the elementwise parameters */
     /* what the per-channel step between the sweeps reads and writes */
     int dtype;
     double eps;
     const void *weight, *bias;
     double *save_mean, *save_rstd, *batch_var;   /* forward */
-    const double *rstd;                          /* backward: save_rstd */
+    const double *mean, *rstd;                   /* backward: save_mean, save_rstd */
     void *dweight, *dbias;
 } bn_job;
 
@@ -111,16 +111,17 @@ static void channel_sums(const bn_job *j, int64_t c, double *s1, double *s2) {
 #define IN1(b) (j->in1 + (size_t)(b).offset * j->item)
 #define OUT(b) (j->out + (size_t)(b).offset * j->item)
 #define PARAMS(b) (j->params + (size_t)(b).c * j->item)
+#define CENTER(b) (j->center + (size_t)(b).c * j->item)
 
 static void stat_task(void *ctx, int64_t task) {
     const bn_job *j = ctx;
     const bn_block b = block_of(j, task);
     if (j->S > 1) {
         double sums[2];
-        j->k->stat_planes(IN0(b), j->S, j->C * j->S, b.begin, b.end, j->shift[b.c], sums);
+        j->k->stat_planes(IN0(b), j->S, j->C * j->S, b.begin, b.end, CENTER(b), sums);
         *b.s1 = sums[0], *b.s2 = sums[1];
     } else {
-        j->k->stat_rows(IN0(b), b.rows, b.width, j->C, j->shift + b.c, b.s1, b.s2);
+        j->k->stat_rows(IN0(b), b.rows, b.width, j->C, CENTER(b), b.s1, b.s2);
     }
 }
 
@@ -129,10 +130,10 @@ static void grad_task(void *ctx, int64_t task) {
     const bn_block b = block_of(j, task);
     if (j->S > 1) {
         double sums[2];
-        j->k->grad_planes(IN0(b), IN1(b), j->S, j->C * j->S, b.begin, b.end, j->shift[b.c], sums);
+        j->k->grad_planes(IN0(b), IN1(b), j->S, j->C * j->S, b.begin, b.end, CENTER(b), sums);
         *b.s1 = sums[0], *b.s2 = sums[1];
     } else {
-        j->k->grad_rows(IN0(b), IN1(b), b.rows, b.width, j->C, j->shift + b.c, b.s1, b.s2);
+        j->k->grad_rows(IN0(b), IN1(b), b.rows, b.width, j->C, CENTER(b), b.s1, b.s2);
     }
 }
 
@@ -204,14 +205,14 @@ static void run_two_sweeps(const bn_job *j, int inputs, mg_task_fn sweep1, bn_fi
     if (sweep2) run(j, sweep2);
 }
 
-/* Room for the block sums, the shifts and the elementwise parameters. */
+/* Room for the block sums, the centers and the elementwise parameters. */
 static mg_status alloc_scratch(const char *fn, bn_job *j) {
     const int64_t count = j->nsums + 5 * j->C;
     double *mem = malloc((size_t)count * sizeof *mem);
     if (!mem) return mg_fail(MG_ERR_NOMEM, "%s: cannot allocate %lld doubles of scratch", fn, (long long)count);
     j->sums = mem;
-    j->shift = mem + j->nsums;
-    j->params = (char *)(j->shift + j->C);
+    j->center = (char *)(mem + j->nsums);
+    j->params = (char *)(mem + j->nsums + j->C);
     return MG_OK;
 }
 
@@ -272,6 +273,31 @@ static void put(void *p, int dtype, int64_t c, double v) {
     else ((double *)p)[c] = v;
 }
 
+/* The centers k of the forward's first sweep, which sums x - k and (x - k)^2
+ * in x's dtype: k of channel c is the mean of CENTER_SAMPLES values spread
+ * evenly over the channel (repeated when it has fewer), added pairwise and
+ * rounded to x's dtype. Pairwise, 8 equal values add up exactly, so a
+ * constant channel gets k = its value and then exactly beta. Near the mean
+ * (the first value may be far out), x - k stays small, and it is exact for
+ * x within a factor 2 of k, as in a channel with a large offset. */
+#define CENTER_SAMPLES 8
+
+static void forward_centers(const bn_job *j, const void *x) {
+    const int64_t n = j->N * j->S;
+    int64_t at[CENTER_SAMPLES];   /* offset of sample i of channel 0 */
+    for (int i = 0; i < CENTER_SAMPLES; i++) {
+        const int64_t value = i * n / CENTER_SAMPLES;   /* index in (n, s) order */
+        at[i] = value / j->S * j->C * j->S + value % j->S;
+    }
+    for (int64_t c = 0; c < j->C; c++) {
+        double v[CENTER_SAMPLES];
+        for (int i = 0; i < CENTER_SAMPLES; i++) v[i] = param(x, j->dtype, at[i] + c * j->S, 0.0);
+        for (int half = CENTER_SAMPLES / 2; half >= 1; half /= 2)
+            for (int i = 0; i < half; i++) v[i] += v[i + half];
+        put(j->center, j->dtype, c, v[0] / CENTER_SAMPLES);
+    }
+}
+
 /* ---- entry points ------------------------------------------------------- */
 
 /* Forward, between the sweeps: the statistics of channel c and the
@@ -280,7 +306,7 @@ static void finish_forward(const bn_job *j, int64_t c) {
     double s1, s2;
     channel_sums(j, c, &s1, &s2);
     const double n = (double)(j->N * j->S);
-    const double mean = j->shift[c] + s1 / n;
+    const double mean = param(j->center, j->dtype, c, 0.0) + s1 / n;
     double var = (s2 - s1 * (s1 / n)) / n;
     if (var < 0.0) var = 0.0;   /* rounding; NaN stays NaN */
     const double rstd = 1.0 / sqrt(var + j->eps);
@@ -307,8 +333,8 @@ mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S
     j.in0 = x, j.out = y;
     j.eps = eps, j.weight = weight, j.bias = bias;
     j.save_mean = save_mean, j.save_rstd = save_rstd, j.batch_var = batch_var;
-    /* Sweep 1 sums x - shift, shift = the channel's first value; sweep 2 writes y. */
-    for (int64_t c = 0; c < C; c++) j.shift[c] = param(x, dtype, c * S, 0.0);
+    /* Sweep 1 sums x - k with k from forward_centers; sweep 2 writes y. */
+    forward_centers(&j, x);
     run_two_sweeps(&j, 1, stat_task, finish_forward, affine_task);
     free(j.sums);
     return MG_OK;
@@ -362,15 +388,16 @@ mg_status mg_batch_norm_eval_backward(int dtype, int64_t N, int64_t C, int64_t S
 /* Backward, between the sweeps: dweight, dbias of channel c and the
  * parameters of dx = k*dy + (c*(x - mean) + b). */
 static void finish_backward(const bn_job *j, int64_t c) {
-    double sum_dy, sum_dy_xmu;
-    channel_sums(j, c, &sum_dy, &sum_dy_xmu);
+    double sum_dy, sum_dy_xk;
+    channel_sums(j, c, &sum_dy, &sum_dy_xk);
     const double n = (double)(j->N * j->S);
-    const double rstd = j->rstd[c], mean = j->shift[c];
+    const double rstd = j->rstd[c], mean = j->mean[c], hi = param(j->center, j->dtype, c, 0.0);
+    /* sweep 1 summed dy*(x - hi), hi = mean rounded to x's dtype */
+    const double sum_dy_xmu = sum_dy_xk - (mean - hi) * sum_dy;
     const double dgamma = sum_dy_xmu * rstd;   /* sum(dy*xhat) */
     if (j->dweight) put(j->dweight, j->dtype, c, dgamma);
     if (j->dbias) put(j->dbias, j->dtype, c, sum_dy);
     const double k = param(j->weight, j->dtype, c, 1.0) * rstd, cf = -k * rstd * (dgamma / n);
-    const double hi = mean_hi(j, mean);
     set_param(j, 0, c, k);
     set_param(j, 1, c, cf);
     set_param(j, 2, c, hi);
@@ -390,9 +417,9 @@ mg_status mg_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S, con
     plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
     TRY(alloc_scratch(fn, &j));
     j.in0 = dy, j.in1 = x, j.out = dx;
-    j.weight = weight, j.rstd = save_rstd, j.dweight = dweight, j.dbias = dbias;
-    /* Sweep 1 sums dy and dy*(x - mean); sweep 2 writes dx. */
-    for (int64_t c = 0; c < C; c++) j.shift[c] = save_mean[c];
+    j.weight = weight, j.mean = save_mean, j.rstd = save_rstd, j.dweight = dweight, j.dbias = dbias;
+    /* Sweep 1 sums dy and dy*(x - k), k = the mean rounded to x's dtype; sweep 2 writes dx. */
+    for (int64_t c = 0; c < C; c++) put(j.center, dtype, c, save_mean[c]);
     run_two_sweeps(&j, 2, grad_task, finish_backward, dx ? dx_task : NULL);
     free(j.sums);
     return MG_OK;

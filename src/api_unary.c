@@ -18,12 +18,17 @@ static mg_status check_common(const char *fn, int dtype, int64_t n) {
     return MG_OK;
 }
 
-/* One job type for the four kernel kinds: which pointer is set says which. */
+/* One job type for every kernel kind: which pointer is set says which.
+ * g is the second input (the gradient, or pow's exponents); lo is also
+ * pow's scalar exponent. */
 typedef struct {
     mg_unary_loop_fn unary;
     mg_unary_grad_fn grad;
     mg_clamp_fn clamp;
     mg_clamp_grad_fn clamp_grad;
+    mg_pow_scalar_fn pow_scalar;
+    mg_pow_scalar_grad_fn pow_scalar_grad;
+    mg_pow_fn pow;
     const char *x, *g;
     char *out;
     double lo, hi;
@@ -37,7 +42,10 @@ static void run_range(const unary_job *j, int64_t start, int64_t len) {
     if (j->unary) j->unary(len, j->x + off, j->out + off);
     else if (j->grad) j->grad(len, j->x + off, g, j->out + off);
     else if (j->clamp) j->clamp(len, j->x + off, j->lo, j->hi, j->out + off);
-    else j->clamp_grad(len, j->x + off, g, j->lo, j->hi, j->out + off);
+    else if (j->clamp_grad) j->clamp_grad(len, j->x + off, g, j->lo, j->hi, j->out + off);
+    else if (j->pow_scalar) j->pow_scalar(len, j->x + off, j->lo, j->out + off);
+    else if (j->pow_scalar_grad) j->pow_scalar_grad(len, j->x + off, g, j->lo, j->out + off);
+    else j->pow(len, j->x + off, g, j->out + off);
 }
 
 static void unary_task(void *ctx, int64_t task) {
@@ -95,5 +103,31 @@ mg_status mg_clamp_backward(int dtype, int64_t n, const void *x, const void *gra
     if (!x || !grad || !out) return mg_fail(MG_ERR_ARG, "mg_clamp_backward: NULL buffer");
     unary_job j = {.clamp_grad = mg_kernels->clamp_grad[dtype], .x = x, .g = grad, .out = out,
                    .lo = lo, .hi = hi, .n = n};
+    return run(&j, dtype);
+}
+
+mg_status mg_pow_scalar(int dtype, int64_t n, const void *x, double p, void *out) {
+    TRY(check_common("mg_pow_scalar", dtype, n));
+    if (n == 0) return MG_OK;
+    if (!x || !out) return mg_fail(MG_ERR_ARG, "mg_pow_scalar: NULL buffer");
+    unary_job j = {.pow_scalar = mg_kernels->pow_scalar[dtype], .x = x, .out = out, .lo = p, .n = n};
+    return run(&j, dtype);
+}
+
+mg_status mg_pow_scalar_backward(int dtype, int64_t n, const void *x, const void *grad, double p,
+                                 void *out) {
+    TRY(check_common("mg_pow_scalar_backward", dtype, n));
+    if (n == 0) return MG_OK;
+    if (!x || !grad || !out) return mg_fail(MG_ERR_ARG, "mg_pow_scalar_backward: NULL buffer");
+    unary_job j = {.pow_scalar_grad = mg_kernels->pow_scalar_grad[dtype], .x = x, .g = grad,
+                   .out = out, .lo = p, .n = n};
+    return run(&j, dtype);
+}
+
+mg_status mg_pow(int dtype, int64_t n, const void *x, const void *y, void *out) {
+    TRY(check_common("mg_pow", dtype, n));
+    if (n == 0) return MG_OK;
+    if (!x || !y || !out) return mg_fail(MG_ERR_ARG, "mg_pow: NULL buffer");
+    unary_job j = {.pow = mg_kernels->pow[dtype], .x = x, .g = y, .out = out, .n = n};
     return run(&j, dtype);
 }

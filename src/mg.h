@@ -139,6 +139,17 @@ mg_status mg_clamp(int dtype, int64_t n, const void *x, double lo, double hi, vo
 /* out[i] = grad[i] where lo <= x[i] <= hi, else 0. */
 mg_status mg_clamp_backward(int dtype, int64_t n, const void *x, const void *grad,
                             double lo, double hi, void *out);
+/* out[i] = x[i]^p. The exponents PyTorch special-cases take its shortcuts
+ * (p = 0: 1, 1: x, 2: x*x, 3: x*x*x, 0.5: sqrt(x), -0.5: 1/sqrt(x), -1:
+ * 1/x, -2: 1/(x*x)); any other p the C library's pow (for float32, of x and
+ * (float)p in double, then rounded: within 1 ulp). */
+mg_status mg_pow_scalar(int dtype, int64_t n, const void *x, double p, void *out);
+/* out[i] = grad[i] * (p * x[i]^(p - 1)) (the power by the same rules); all
+ * zero when p = 0, as PyTorch. */
+mg_status mg_pow_scalar_backward(int dtype, int64_t n, const void *x, const void *grad,
+                                 double p, void *out);
+/* out[i] = x[i]^y[i], the C library's pow (float32 through double). */
+mg_status mg_pow(int dtype, int64_t n, const void *x, const void *y, void *out);
 
 /* ---- reductions over axes (api_reduce.c) --------------------------------- */
 
@@ -275,6 +286,140 @@ mg_status mg_avg_pool2d_forward(int dtype, int64_t batch, int64_t channels, int6
  * position of dout / (kernel_h * kernel_w). dx is written, not added to. */
 mg_status mg_avg_pool2d_backward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
                                  const mg_window2d_t *window, const void *dout, void *dx);
+
+/* ---- OpenCL ---- (src/opencl/, api_opencl.c, api_opencl_nn.c) ----------- */
+
+/* libOpenCL is opened with dlopen on the first call of any mg_cl_ function
+ * (MGBN_OPENCL_LIBRARY names another library to open); mgbn never links it.
+ * Without a runtime or a device every mg_cl_ function returns MG_ERR_BACKEND
+ * with a message naming what to install. float64 on a device without
+ * cl_khr_fp64 is MG_ERR_DTYPE.
+ *
+ * Operations are enqueued on the device's in-order queue and return at once;
+ * mg_cl_read waits for what was enqueued before it. Buffers of one call must
+ * be on one device. Offsets, strides and n count ELEMENTS of the dtype.
+ * "Statistics" buffers (BN save_mean, save_rstd, batch_var) hold doubles on
+ * devices with cl_khr_fp64 and floats elsewhere (mg_cl_device_info_t.fp64);
+ * float32 sums accumulate in that type too. MGBN_OPENCL_FP64=0 makes every
+ * device behave as one without cl_khr_fp64. Do not use a device from a
+ * child process forked after the parent has used it. */
+
+typedef struct mg_cl_buffer mg_cl_buffer_t;   /* opaque: a cl_mem and its device */
+
+typedef struct {
+    char name[256];
+    char vendor[256];
+    char version[128];             /* "OpenCL 3.0 PoCL ..." */
+    uint64_t global_mem_bytes;
+    uint64_t max_alloc_bytes;      /* largest single buffer */
+    int64_t max_work_group_size;
+    int compute_units;
+    int fp64;                      /* 1 if the device has cl_khr_fp64 */
+    int is_gpu;
+} mg_cl_device_info_t;
+
+/* Loads the runtime and opens every device, once per process. */
+mg_status mg_cl_init(void);
+mg_status mg_cl_device_count(int *out);
+mg_status mg_cl_device_info(int device, mg_cl_device_info_t *out);
+
+/* A device buffer of nbytes (> 0); mg_cl_free(NULL) does nothing. */
+mg_status mg_cl_alloc(int device, size_t nbytes, mg_cl_buffer_t **out);
+mg_status mg_cl_free(mg_cl_buffer_t *buf);
+mg_status mg_cl_buffer_size(const mg_cl_buffer_t *buf, size_t *nbytes, int *device);
+/* Host -> device (returns once src may be reused) and device -> host (waits). */
+mg_status mg_cl_write(mg_cl_buffer_t *dst, size_t dst_offset_bytes, const void *src, size_t nbytes);
+mg_status mg_cl_read(const mg_cl_buffer_t *src, size_t src_offset_bytes, void *dst, size_t nbytes);
+/* Device -> device on one device. */
+mg_status mg_cl_copy(const mg_cl_buffer_t *src, size_t src_offset_bytes, mg_cl_buffer_t *dst,
+                     size_t dst_offset_bytes, size_t nbytes);
+/* buf[0..n) = value. */
+mg_status mg_cl_fill(int dtype, mg_cl_buffer_t *buf, int64_t n, double value);
+/* Waits until every command enqueued on device has finished. */
+mg_status mg_cl_finish(int device);
+
+/* out = a op b (an mg_binary_op) with broadcasting, as mg_binary; a and b are
+ * read from element a_offset/b_offset at element strides (0 = broadcast). */
+mg_status mg_cl_binary(int op, int dtype, int ndim, const int64_t *shape,
+                       const mg_cl_buffer_t *a, int64_t a_offset, const int64_t *a_strides,
+                       const mg_cl_buffer_t *b, int64_t b_offset, const int64_t *b_strides,
+                       mg_cl_buffer_t *out);
+/* out[i] = f(x[i]), i < n. op: 0 exp, 1 log, 2 sqrt, 3 tanh, 4 sigmoid,
+ * 5 relu, 6 abs, 7 neg (the CPU's mg_unary_op numbers). x may be out. */
+mg_status mg_cl_unary(int op, int dtype, int64_t n, const mg_cl_buffer_t *x, mg_cl_buffer_t *out);
+/* out[i] = the gradient from the saved array and grad. op: 0 relu
+ * (saved y = relu(x): g*(y > 0)), 1 sigmoid (saved y: g*y*(1-y)), 2 tanh
+ * (saved y: g*(1-y*y)), 3 sqrt (saved y: g/(2y)), 4 abs (saved x: g*sign(x)). */
+mg_status mg_cl_unary_backward(int op, int dtype, int64_t n, const mg_cl_buffer_t *saved,
+                               const mg_cl_buffer_t *grad, mg_cl_buffer_t *out);
+/* out = min(max(x, lo), hi); backward: grad where lo <= x <= hi, else 0. */
+mg_status mg_cl_clamp(int dtype, int64_t n, const mg_cl_buffer_t *x, double lo, double hi,
+                      mg_cl_buffer_t *out);
+mg_status mg_cl_clamp_backward(int dtype, int64_t n, const mg_cl_buffer_t *x,
+                               const mg_cl_buffer_t *grad, double lo, double hi, mg_cl_buffer_t *out);
+
+/* out = op (0 sum, 1 max, 2 min) of x over the axes with bit (1 << d) set in
+ * reduce_mask, as mg_reduce: x read from x_offset at element strides, out
+ * contiguous with the kept axes in order. Work-group tree reductions in an
+ * order fixed by the shape and the device: the same bits on every run. */
+mg_status mg_cl_reduce(int op, int dtype, int ndim, const int64_t *shape,
+                       const mg_cl_buffer_t *x, int64_t x_offset, const int64_t *strides,
+                       unsigned reduce_mask, mg_cl_buffer_t *out);
+
+/* c[p] (+)= a[p] @ b[p] for p < batch, a (m, k), b (k, n), c (m, n), each at
+ * an element offset with batch/row/column strides (any layout: transposes are
+ * strides). c's columns are contiguous. Tiled, local-memory kernel. */
+mg_status mg_cl_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k,
+                       const mg_cl_buffer_t *a, int64_t a_offset, int64_t a_batch_stride,
+                       int64_t a_row_stride, int64_t a_col_stride,
+                       const mg_cl_buffer_t *b, int64_t b_offset, int64_t b_batch_stride,
+                       int64_t b_row_stride, int64_t b_col_stride,
+                       mg_cl_buffer_t *c, int64_t c_offset, int64_t c_batch_stride,
+                       int64_t c_row_stride, int accumulate);
+
+/* Over the last axis of contiguous (rows, cols): softmax y = exp(x - max)/sum,
+ * or with is_log = 1 log_softmax y = x - max - log(sum). Backward from y:
+ * softmax dx = y*(g - sum(g*y)), log_softmax dx = g - exp(y)*sum(g). */
+mg_status mg_cl_softmax(int dtype, int64_t rows, int64_t cols, const mg_cl_buffer_t *x, int is_log,
+                        mg_cl_buffer_t *y);
+mg_status mg_cl_softmax_backward(int dtype, int64_t rows, int64_t cols, const mg_cl_buffer_t *y,
+                                 const mg_cl_buffer_t *grad, int is_log, mg_cl_buffer_t *dx);
+
+/* Batch normalization on contiguous x seen as (N, C, S), as the CPU's
+ * mg_batch_norm_*: the same math, argument order and NULL rules; the
+ * statistics are (C,) buffers of the statistics type (above). */
+mg_status mg_cl_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S,
+                                         const mg_cl_buffer_t *x, const mg_cl_buffer_t *weight,
+                                         const mg_cl_buffer_t *bias, double eps, mg_cl_buffer_t *y,
+                                         mg_cl_buffer_t *save_mean, mg_cl_buffer_t *save_rstd,
+                                         mg_cl_buffer_t *batch_var);
+mg_status mg_cl_batch_norm_eval_forward(int dtype, int64_t N, int64_t C, int64_t S,
+                                        const mg_cl_buffer_t *x, const mg_cl_buffer_t *running_mean,
+                                        const mg_cl_buffer_t *running_var, const mg_cl_buffer_t *weight,
+                                        const mg_cl_buffer_t *bias, double eps, mg_cl_buffer_t *y);
+mg_status mg_cl_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S,
+                                    const mg_cl_buffer_t *dy, const mg_cl_buffer_t *x,
+                                    const mg_cl_buffer_t *save_mean, const mg_cl_buffer_t *save_rstd,
+                                    const mg_cl_buffer_t *weight, mg_cl_buffer_t *dx,
+                                    mg_cl_buffer_t *dweight, mg_cl_buffer_t *dbias);
+mg_status mg_cl_batch_norm_eval_backward(int dtype, int64_t N, int64_t C, int64_t S,
+                                         const mg_cl_buffer_t *dy, const mg_cl_buffer_t *running_var,
+                                         const mg_cl_buffer_t *weight, double eps, mg_cl_buffer_t *dx);
+
+/* In-place optimizer steps over n elements, as torch.optim (see optim.py):
+ * SGD  g = grad + wd*p; with momentum != 0: buf = g on the first step, else
+ *      buf = momentum*buf + (1 - dampening)*g, and g = g + momentum*buf
+ *      (nesterov) or buf; p -= lr*g. momentum_buffer may be NULL if momentum == 0.
+ * Adam (decoupled = AdamW: p *= 1 - lr*wd instead of g += wd*p)
+ *      m += (1 - beta1)*(g - m); v = beta2*v + (1 - beta2)*g*g;
+ *      p -= lr/(1 - beta1^step) * m/(sqrt(v)/sqrt(1 - beta2^step) + eps). */
+mg_status mg_cl_sgd_step(int dtype, int64_t n, mg_cl_buffer_t *param, const mg_cl_buffer_t *grad,
+                         mg_cl_buffer_t *momentum_buffer, double lr, double momentum,
+                         double dampening, double weight_decay, int nesterov, int first_step);
+mg_status mg_cl_adam_step(int dtype, int64_t n, mg_cl_buffer_t *param, const mg_cl_buffer_t *grad,
+                          mg_cl_buffer_t *exp_avg, mg_cl_buffer_t *exp_avg_sq, double lr,
+                          double beta1, double beta2, double eps, double weight_decay,
+                          int64_t step, int decoupled);
 
 /* MG_CDEF_END */
 

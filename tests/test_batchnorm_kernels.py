@@ -102,9 +102,11 @@ def test_train_forward_and_backward_match_oracle(shape, dtype, affine):
     assert y.dtype == dtype and y.shape == x.shape
     assert mean.dtype == rstd.dtype == var.dtype == np.float64
     assert_close(y, want_y, dtype)
-    np.testing.assert_allclose(mean, want_mean, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(var, want_var, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(rstd, 1 / np.sqrt(want_var + EPS), rtol=1e-10)
+    # float32 statistics add x - k in float32, 8 terms at a time, then in float64
+    mean_tol, var_tol = (1e-6, 1e-6) if dtype == np.float32 else (1e-12, 1e-10)
+    np.testing.assert_allclose(mean, want_mean, rtol=0, atol=mean_tol * max(np.sqrt(want_var).max(), 1.0))
+    np.testing.assert_allclose(var, want_var, rtol=var_tol, atol=1e-12)
+    np.testing.assert_allclose(rstd, 1 / np.sqrt(want_var + EPS), rtol=var_tol)
 
     dx, dw, db = cpu.batch_norm_backward(dy, x, mean, rstd, w_arg, True, True, True)
     want_dx, want_dw, want_db = oracle_backward(dy, x, w64, EPS)

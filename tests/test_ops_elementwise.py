@@ -132,3 +132,79 @@ def test_special_values_follow_numpy():
         np.testing.assert_array_equal(x.sqrt().data, np.sqrt(x.data))
         np.testing.assert_array_equal(x.tanh().data, np.tanh(x.data))
         np.testing.assert_array_equal(x.relu().data, np.where(x.data < 0, 0, x.data))
+
+
+# ---- pow: a number exponent (C kernel with PyTorch's shortcuts) and tensor ** tensor
+
+POW_EXPONENTS = [0, 1, 2, 3, 0.5, -0.5, -1, -2, 2.5, -1.3]
+
+
+@pytest.mark.parametrize("p", POW_EXPONENTS)
+@pytest.mark.parametrize("n", SIZES)
+def test_pow_scalar(p, n):
+    low = -2.0 if p in (0, 1, 2, 3) else 0.5      # fractional or negative powers: x > 0
+    check_op(lambda x: x ** p, lambda x: x ** p, [(n,)], (lambda x: x ** p) if torch else None,
+             low=low, high=2.0)
+
+
+@pytest.mark.parametrize("p", POW_EXPONENTS)
+def test_pow_scalar_gradcheck(p):
+    gradcheck64(lambda x: x ** p, [(3, 4)], low=0.5)
+
+
+ARITHMETIC_POWERS = (0, 1, 2, 3, -1, -2)        # products and quotients: IEEE rounding fixes the bits
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pow_shortcuts_follow_pytorch(dtype):
+    """PyTorch's shortcuts: the same bits where the power is arithmetic (x*x,
+    1/x, ...; the gradient of x^p needs x^(p-1)), within 2 ulp elsewhere
+    (sqrt, rsqrt and pow: ours are sqrtf, 1/sqrtf and the C library's pow;
+    PyTorch's CPU float32 sqrt, for one, is not correctly rounded)."""
+    x = np.random.default_rng(3).uniform(0.1, 3.0, 1000).astype(dtype)
+    x[:4] = [0.0, 1.0, np.inf, np.nan]
+    g = np.random.default_rng(4).standard_normal(1000).astype(dtype)
+    for p in (0, 1, 2, 3, 0.5, -0.5, -1, -2):
+        ours, theirs = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y, ty = ours ** p, theirs ** p
+        y.backward(g)
+        ty.backward(torch.tensor(g))
+        for got, want, power in [(y.data, ty.detach().numpy(), p), (ours.grad.data, theirs.grad.numpy(), p - 1)]:
+            if power in ARITHMETIC_POWERS:
+                np.testing.assert_array_equal(got, want, err_msg=f"p={p}")
+            else:
+                np.testing.assert_array_max_ulp(got[4:], want[4:], maxulp=2)
+    np.testing.assert_array_equal((mg.tensor(x) ** 0.5).data, np.sqrt(x))
+
+
+@pytest.mark.parametrize("shapes", [[(7,), (7,)], [(33,), (1,)], [(1000,), (1000,)], [(1,), (1,)],
+                                    [(4, 3), (3,)], [(4, 1), (1, 5)]])
+def test_pow_tensor_exponent(shapes):
+    check_op(lambda x, y: x ** y, lambda x, y: x ** y, shapes, (lambda x, y: x ** y) if torch else None,
+             low=0.5, high=2.0)
+
+
+def test_pow_tensor_gradient_where_the_derivative_does_not_exist():
+    x = mg.tensor([0.0, 0.0, 0.0, 2.0, -2.0], dtype=mg.float64, requires_grad=True)
+    y = mg.tensor([0.0, 2.0, -1.0, 0.0, 0.5], dtype=mg.float64, requires_grad=True)
+    (x ** y).sum().backward()
+    # dx: 0 where y = 0; dy: 0 where x = 0 and y >= 0; NaN for log of a negative base
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, -np.inf, 0.0, np.nan])
+    np.testing.assert_array_equal(y.grad.data, [0.0, 0.0, -np.inf, np.log(2.0), np.nan])
+    if torch is not None:
+        tx, ty = (torch.tensor(t.data, requires_grad=True) for t in (x, y))
+        (tx ** ty).sum().backward()
+        np.testing.assert_array_equal(x.grad.data, tx.grad.numpy())
+        np.testing.assert_array_equal(y.grad.data, ty.grad.numpy())
+
+
+def test_pow_dtypes():
+    ints = mg.tensor([1, 2, 3])
+    assert (ints ** 2).dtype == mg.int64 and (ints ** 2).tolist() == [1, 4, 9]
+    assert (ints ** 0.5).dtype == mg.float32
+    assert (mg.ones(3, dtype=mg.float64) ** 2).dtype == mg.float64
+    assert (2 ** mg.tensor([1.0, 3.0])).tolist() == [2.0, 8.0]
+    assert (mg.tensor([4.0]) ** mg.tensor(0.5, dtype=mg.float64)).dtype == mg.float32
+    with pytest.raises(ValueError, match="negative integer powers"):
+        ints ** -1

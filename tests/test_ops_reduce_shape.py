@@ -66,6 +66,60 @@ def test_amax_shares_gradient_among_ties():
         np.testing.assert_array_equal(x.grad.data, t.grad.numpy())
 
 
+# ---- max(dim) / min(dim): (values, indices), the gradient to the chosen element
+
+EXTREMES = {"max": (np.max, np.argmax), "min": (np.min, np.argmin)}
+
+
+@pytest.mark.parametrize("name", EXTREMES)
+@pytest.mark.parametrize("shape,dim", [((1,), 0), ((7,), -1), ((33, 4), 0), ((1000,), 0),
+                                       ((4, 5, 6), 1), ((3, 1, 5), 1)])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_min_along_dim(name, shape, dim, keepdim):
+    np_values, np_index = EXTREMES[name]
+    check_op(lambda x: getattr(x, name)(dim, keepdim=keepdim).values,
+             lambda x: np_values(x, axis=dim, keepdims=keepdim), [shape],
+             (lambda x: getattr(x, name)(dim, keepdim=keepdim).values) if torch is not None else None)
+    x = mg.tensor(np.random.default_rng(5).standard_normal(shape))
+    result = getattr(mg, name)(x, dim, keepdim)
+    values, indices = result                       # a named tuple, as torch.return_types
+    assert result.values is values and result.indices is indices and indices.dtype == mg.int64
+    np.testing.assert_array_equal(indices.data, np_index(x.data, axis=dim, keepdims=keepdim))
+    if torch is not None:
+        t = getattr(torch.tensor(x.data), name)(dim, keepdim=keepdim)
+        np.testing.assert_array_equal(indices.data, t.indices.numpy())
+
+
+@pytest.mark.parametrize("name", EXTREMES)
+def test_max_min_along_dim_gradcheck(name):
+    gradcheck64(lambda x: getattr(x, name)(1).values, [(3, 4)])
+    gradcheck64(lambda x: getattr(x, name)(0, keepdim=True).values, [(2, 3, 2)])
+
+
+def test_max_dim_ties_nan_and_no_dim():
+    x = mg.tensor([[1.0, 3.0, 3.0], [np.nan, 0.0, np.nan], [2.0, 2.0, 2.0]], requires_grad=True)
+    values, indices = x.max(1)
+    np.testing.assert_array_equal(values.data, [3.0, np.nan, 2.0])
+    assert indices.tolist() == [1, 0, 0]                # the first maximum, the first NaN
+    values.sum().backward()                             # only the chosen element gets the gradient
+    np.testing.assert_array_equal(x.grad.data, [[0, 1, 0], [1, 0, 0], [1, 0, 0]])
+    if torch is not None:
+        t = torch.tensor(x.data, requires_grad=True)
+        tv, ti = t.max(1)
+        tv.sum().backward()
+        np.testing.assert_array_equal(ti.numpy(), indices.data)
+        np.testing.assert_array_equal(t.grad.numpy(), x.grad.data)
+    assert mg.tensor([[1.0, 5.0], [7.0, 2.0]]).max().item() == 7.0     # no dim: the largest element
+    assert mg.min(mg.tensor([[1.0, 5.0], [7.0, 2.0]])).item() == 1.0
+    scalar = mg.tensor(3.0).max(0)
+    assert scalar.values.item() == 3.0 and scalar.indices.item() == 0 and scalar.values.shape == ()
+    assert mg.tensor([[1, 5], [7, 2]]).max(1).values.tolist() == [5, 7]
+    with pytest.raises(mg.ShapeError, match="non-empty"):
+        mg.zeros(2, 0).max(1)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        mg.ones(2, 3).max((0, 1))
+
+
 SOFTMAX = {
     "softmax1": (lambda x: x.softmax(1), lambda x: np.exp(_np_log_softmax(x, 1)), "softmax", 1),
     "log_softmax1": (lambda x: x.log_softmax(1), lambda x: _np_log_softmax(x, 1), "log_softmax", 1),
@@ -98,7 +152,8 @@ SHAPE_OPS = {
     "unsqueeze": (lambda x: x.unsqueeze(1), lambda x: x[:, None]),
     "squeeze": (lambda x: x[:, :1].squeeze(1), lambda x: x[:, 0]),
     "flatten": (lambda x: x.flatten(1), lambda x: x.reshape(x.shape[0], -1)),
-    "expand": (lambda x: x[:, :1].expand(2, -1, 3, 4), lambda x: np.broadcast_to(x[:, :1], (2, 2, 3, 4))),
+    "expand": (lambda x: x[:, :1].expand(2, -1, 3, -1),
+               lambda x: np.broadcast_to(x[:, :1], (2, 2, 3, x.shape[-1]))),
     "index": (lambda x: x[1, ::2, None, ...], lambda x: x[1, ::2, None, ...]),
     "index_negative_step": (lambda x: x[-1, ::-2, 1:], lambda x: x[-1, ::-2, 1:]),
     "index_array": (lambda x: x[mg.tensor([0, 0, 1])], lambda x: x[[0, 0, 1]]),
@@ -122,6 +177,19 @@ def test_shape_ops(name):
     check_op(mg_fn, np_fn, [(2, 3, 4)], t_fn, **kwargs)
     if name != "index_mask":       # the mask moves with the nudged values
         gradcheck64(mg_fn, [(2, 3, 4)])
+
+
+SIZED_SHAPE_OPS = ("transpose", "permute", "T", "unsqueeze", "squeeze", "flatten", "expand", "index",
+                   "cat", "stack", "clone")
+
+
+@pytest.mark.parametrize("name", SIZED_SHAPE_OPS)
+@pytest.mark.parametrize("n", [1, 7, 33, 1000])
+def test_shape_ops_sizes(name, n):
+    mg_fn, np_fn = SHAPE_OPS[name]
+    t_fn = {"cat": lambda x: torch.cat([x, x * 2], 1),
+            "stack": lambda x: torch.stack([x, x * 2], -1)}.get(name, mg_fn) if torch is not None else None
+    check_op(mg_fn, np_fn, [(2, 3, n)], t_fn)
 
 
 def test_view_of_non_contiguous_raises_like_pytorch():

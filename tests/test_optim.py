@@ -1,3 +1,5 @@
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,23 @@ def test_updates_in_place_without_graph():
 def test_bad_hyperparameters(make, message):
     with pytest.raises(ValueError, match=message):
         make([nn.Parameter(mg.zeros(1))])
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=1e-3)),
+    ("Adam", dict(lr=1e-3, weight_decay=1e-3)),
+    ("AdamW", dict(lr=1e-3)),
+])
+def test_step_allocates_no_parameter_sized_temporaries(name, kwargs):
+    params = [nn.Parameter(mg.zeros(100_000, dtype=mg.float64)), nn.Parameter(mg.zeros(3, 7))]
+    for p in params:
+        p.grad = mg.ones_like(p)
+    opt = getattr(optim, name)(params, **kwargs)
+    opt.step()  # the state and the scratch buffer are made here
+    tracemalloc.start()
+    try:
+        opt.step()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000 * 8 // 4, f"{name}.step() allocated {peak} bytes at its peak"

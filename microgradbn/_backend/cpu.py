@@ -161,15 +161,56 @@ def handle(array):
     return ffi.from_buffer(array)
 
 
+def empty_like(x):
+    """empty(x.shape, x.dtype), with a shortcut for small arrays."""
+    return np.empty(x.shape, x.dtype) if x.nbytes < LARGE_BYTES else empty(x.shape, x.dtype)
+
+
 def binary_same(op, x, x_handle, y_handle):
     """x op y for C-contiguous x and y of one shape and float dtype, given
     their cached handles; returns the result and its handle."""
     if len(x_handle) < x.nbytes or len(y_handle) < x.nbytes:
         raise ValueError(f"binary_same: handles of {len(x_handle)} and {len(y_handle)} bytes "
                          f"for an array of {x.nbytes}")
-    out = np.empty(x.shape, x.dtype) if x.nbytes < LARGE_BYTES else empty(x.shape, x.dtype)
+    out = empty_like(x)
     out_handle = ffi.from_buffer(out)
     status = lib.mg_binary_contig(op, DTYPE_CODES[x.dtype], x.size, x_handle, y_handle, out_handle)
+    if status:
+        raise_status(status)
+    return out, out_handle
+
+
+def binary_scalar(op, x, s, scalar_first=False, x_handle=None):
+    """x op s (or s op x) for a C-contiguous float x and a one-element array
+    s of its dtype (read with stride 0); x_handle: x's cached handle, if any.
+    Returns the result and its handle."""
+    if s.size != 1 or s.dtype != x.dtype:
+        raise _ShapeError(f"binary_scalar: expected a one-element {x.dtype} array, got {s.dtype} {s.shape}")
+    if x_handle is None:
+        x_handle = ffi.from_buffer(x)
+    elif len(x_handle) < x.nbytes:
+        raise ValueError(f"binary_scalar: a handle of {len(x_handle)} bytes for an array of {x.nbytes}")
+    out = empty_like(x)
+    out_handle = ffi.from_buffer(out)
+    s_handle = ffi.from_buffer(s)
+    a, sa, b, sb = (s_handle, _ZERO, x_handle, _ONE) if scalar_first else (x_handle, _ONE, s_handle, _ZERO)
+    status = lib.mg_binary(op, DTYPE_CODES[x.dtype], 1, [x.size], a, sa, b, sb, out_handle)
+    if status:
+        raise_status(status)
+    return out, out_handle
+
+
+_ZERO, _ONE = ffi.new("int64_t[1]", [0]), ffi.new("int64_t[1]", [1])
+
+
+def unary_same(op, x, x_handle):
+    """f(x) (an UNARY_* op) for a C-contiguous float x given its cached
+    handle; returns the result and its handle."""
+    if len(x_handle) < x.nbytes:
+        raise ValueError(f"unary_same: a handle of {len(x_handle)} bytes for an array of {x.nbytes}")
+    out = empty_like(x)
+    out_handle = ffi.from_buffer(out)
+    status = lib.mg_unary(op, DTYPE_CODES[x.dtype], x.size, x_handle, out_handle)
     if status:
         raise_status(status)
     return out, out_handle
@@ -189,7 +230,7 @@ def unary(op, x, out=None):
     dtype) or a new array."""
     x = _contiguous(x)
     if out is None:
-        out = empty(x.shape, x.dtype)
+        out = empty_like(x)
     elif out.shape != x.shape or out.dtype != x.dtype or not out.flags.c_contiguous:
         raise ValueError(f"unary: out must be C-contiguous {x.dtype} of shape {x.shape}")
     status = lib.mg_unary(op, DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x), ffi.from_buffer(out))
@@ -202,7 +243,7 @@ def unary_backward(op, saved, grad):
     """The fused backward (a GRAD_* op) from the saved array and the incoming gradient."""
     saved, grad = _contiguous(saved), _contiguous(grad)
     _same_layout("unary_backward: grad", grad, saved)
-    out = empty(saved.shape, saved.dtype)
+    out = empty_like(saved)
     status = lib.mg_unary_backward(op, DTYPE_CODES[saved.dtype], saved.size, ffi.from_buffer(saved),
                                    ffi.from_buffer(grad), ffi.from_buffer(out))
     if status:
@@ -232,6 +273,38 @@ def clamp_backward(x, grad, lo, hi):
     return out
 
 
+def pow_scalar(x, p):
+    """x ** p for a float exponent p (shortcuts for 0, +-0.5, +-1, +-2, 3)."""
+    x = _contiguous(x)
+    out = empty_like(x)
+    status = lib.mg_pow_scalar(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x), p, ffi.from_buffer(out))
+    if status:
+        raise_status(status)
+    return out
+
+
+def pow_scalar_backward(x, grad, p):
+    """grad * (p * x ** (p - 1)); zero when p == 0."""
+    x, grad = _contiguous(x), _contiguous(grad)
+    out = empty_like(x)
+    status = lib.mg_pow_scalar_backward(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x),
+                                        ffi.from_buffer(grad), p, ffi.from_buffer(out))
+    if status:
+        raise_status(status)
+    return out
+
+
+def pow(x, y):
+    """x ** y elementwise for arrays of one shape and float dtype."""
+    x, y = _contiguous(x), _contiguous(y)
+    out = empty_like(x)
+    status = lib.mg_pow(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x), ffi.from_buffer(y),
+                        ffi.from_buffer(out))
+    if status:
+        raise_status(status)
+    return out
+
+
 def reduce(op, x, axes):
     """x reduced (REDUCE_SUM, _MAX or _MIN) over axes, a tuple of distinct
     non-negative axes; the result has the other axes, in order. Any strides,
@@ -251,7 +324,6 @@ def reduce(op, x, axes):
 def sum_axes(a, axes):
     """a summed over the given axes (float32 accumulated in float64)."""
     return reduce(REDUCE_SUM, a, tuple(axes))
-    return np.add.reduce(a, axis=axes, dtype=np.float64).astype(a.dtype, copy=False)
 
 
 # ---- matmul ----

@@ -4,7 +4,7 @@ Each op here is one fused Function (forward and backward side by side, on
 NumPy arrays), so a layer costs one graph node, not a chain of primitives:
 
     linear         y = x W^T + b                      (one GEMM each way)
-    relu/tanh/sigmoid, dropout, flatten
+    relu/tanh/sigmoid (the C maps of ops/unary.py), dropout, flatten
     cross_entropy  log-softmax and NLL in one node;   backward: softmax - onehot
     nll_loss, mse_loss
     batch_norm     the fused BN node (microgradbn/ops/batchnorm.py); and
@@ -18,7 +18,7 @@ from .. import creation
 from .._backend import cpu
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
-from ..ops import reduce_sum_array
+from ..ops import reduce_sum_array, unary
 from ..ops.batchnorm import batch_norm, batch_norm_primitives  # noqa: F401  (public here)
 from ..tensor import Tensor, _to_array, float32, float64
 
@@ -66,67 +66,29 @@ def linear(input, weight, bias=None):
                          f"{tuple(weight.shape)} (need input.shape[-1] == weight.shape[1])")
     if bias is not None and bias.shape != (weight.shape[0],):
         raise ShapeError(f"linear: bias of shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
-    tensors = (input, weight) if bias is None else (input, weight, bias)
-    if any(t.dtype != input.dtype for t in tensors) or input.dtype not in _FLOATS:
+    dtype = input.dtype
+    if dtype not in _FLOATS or weight.dtype != dtype or (bias is not None and bias.dtype != dtype):
         raise DTypeError("linear: input, weight and bias must share one float dtype, got "
-                         + ", ".join(str(t.dtype) for t in tensors))
-    return Linear.apply(*tensors)
+                         + ", ".join(str(t.dtype) for t in (input, weight, bias) if t is not None))
+    return Linear.apply(input, weight) if bias is None else Linear.apply(input, weight, bias)
 
 
 # ---- activations ------------------------------------------------------------
+# The C maps of microgradbn/ops/unary.py, whose backward is one fused C kernel
+# from the saved output (a NumPy np.maximum plus grad * (y > 0) costs 2-4x more:
+# temporaries, and fresh pages for each of them at conv sizes).
 
-class ReLU(Function):
-    """y = max(x, 0);  dx = grad where y > 0, else 0."""
-
-    def forward(self, x):
-        out = np.maximum(x, 0)
-        self.save_for_backward(out)
-        return out
-
-    def backward(self, grad):
-        (out,) = self.saved_tensors
-        return grad * (out > 0)  # float * bool keeps the float dtype; 7x faster than np.where here
-
-
-class Tanh(Function):
-    """y = tanh(x);  dx = grad (1 - y^2)."""
-
-    def forward(self, x):
-        out = np.tanh(x)
-        self.save_for_backward(out)
-        return out
-
-    def backward(self, grad):
-        (out,) = self.saved_tensors
-        return grad * (1 - out * out)
-
-
-class Sigmoid(Function):
-    """y = 1 / (1 + e^-x), computed as (1 + tanh(x/2)) / 2, which never overflows;
-    dx = grad y (1 - y)."""
-
-    def forward(self, x):
-        out = np.tanh(x * x.dtype.type(0.5))
-        out += 1
-        out *= 0.5
-        self.save_for_backward(out)
-        return out
-
-    def backward(self, grad):
-        (out,) = self.saved_tensors
-        return grad * out * (1 - out)
+class ReLU(unary.Relu):
+    """y = max(x, 0);  dx = grad where y > 0, else 0. (The ops' Relu under
+    torch.nn's name: its graph node is ReLUBackward.)"""
 
 
 def relu(input):
-    return ReLU.apply(input)
+    return unary._map(ReLU, input, "relu")
 
 
-def tanh(input):
-    return Tanh.apply(input)
-
-
-def sigmoid(input):
-    return Sigmoid.apply(input)
+tanh = unary.tanh          # y = tanh(x);          dx = grad (1 - y^2)
+sigmoid = unary.sigmoid    # y = 1 / (1 + e^-x);   dx = grad y (1 - y)
 
 
 # ---- dropout and flatten ----------------------------------------------------
@@ -186,8 +148,8 @@ def _reduce(losses, reduction):
         return losses
     total = reduce_sum_array(losses, (0,))
     if reduction == "mean":
-        with np.errstate(invalid="ignore"):  # the mean of no samples is nan, as in PyTorch
-            total = total / losses.dtype.type(len(losses))
+        n = len(losses)
+        total = total / losses.dtype.type(n) if n else np.nan  # the mean of no samples is nan, as in PyTorch
     return np.asarray(total, dtype=losses.dtype)
 
 
@@ -213,11 +175,13 @@ def _check_classification(name, input, target, reduction):
         raise ShapeError(f"{name}: expected input (N, C) and target (N,), got input "
                          f"{tuple(input.shape)} and target {tuple(target.shape)}")
     classes = input.shape[1]
-    if target.size and (target.min() < 0 or target.max() >= classes):
+    index = target.astype(np.int64, copy=False)
+    # Seen as unsigned, a negative index is huge: one max finds both kinds of bad index.
+    if index.size and index.view(np.uint64).max() >= classes:
         bad = target[(target < 0) | (target >= classes)][0]
         raise IndexError(f"{name}: target {bad} is out of bounds: class indices must be in "
                          f"[0, {classes - 1}] for input with {classes} classes")
-    return target.astype(np.int64, copy=False)
+    return index
 
 
 class CrossEntropy(Function):
@@ -227,20 +191,21 @@ class CrossEntropy(Function):
     """
 
     def forward(self, x, target, reduction):
-        rows = np.arange(len(x))
+        self.rows = np.arange(len(x))
         shifted = x - x.max(axis=1, keepdims=True)   # the max row entry becomes 0: no overflow
-        exp = np.exp(shifted)
-        sums = exp.sum(axis=1, keepdims=True)
-        losses = np.log(sums[:, 0]) - shifted[rows, target]
-        exp /= sums
-        self.save_for_backward(exp, target)
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)
+        losses = np.log(sums.reshape(-1))
+        losses -= shifted[self.rows, target]
+        probs /= sums
+        self.save_for_backward(probs, target)
         self.reduction = reduction
         return _reduce(losses, reduction)
 
     def backward(self, grad):
         probs, target = self.saved_tensors
-        dx = probs.copy()
-        dx[np.arange(len(dx)), target] -= 1
+        dx = probs.copy()   # not in place: with retain_graph=True backward may run again
+        dx[self.rows, target] -= 1
         dx *= _scale_per_row(grad, self.reduction, len(dx))
         return dx, None
 

@@ -2,38 +2,34 @@
 subclass (autograd.py) with forward and backward side by side, plus the
 function users call (`mg.add`, `mg.exp`, ...). `install_methods` makes them
 Tensor methods and operators (`x.exp()`, `x + y`), as in PyTorch."""
-from . import arithmetic, shape
-from .arithmetic import add, div, mul, neg, pow, sub
+from . import arithmetic, reduce, shape
+from .arithmetic import add, div, mul, pow, sub
 from .compare import eq, ge, gt, le, lt, ne, where
 from .matmul import matmul
 from .reduce import amax, amin, argmax, argmin, mean, reduce_sum_array, sum, var
 from .shape import (cat, clone, contiguous, expand, flatten, permute, reshape, squeeze, stack,
                     transpose, unsqueeze, view)
 from .softmax import log_softmax, softmax
-from .unary import abs, clamp, exp, log, relu, sigmoid, sqrt, tanh
+from .unary import abs, clamp, exp, log, neg, relu, sigmoid, sqrt, tanh
 
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "eq", "ne", "lt", "le", "gt", "ge", "where",
-    "sum", "mean", "var", "amax", "amin", "argmax", "argmin", "reduce_sum_array",
+    "sum", "mean", "var", "amax", "amin", "max", "min", "argmax", "argmin", "reduce_sum_array",
     "reshape", "view", "transpose", "permute", "unsqueeze", "squeeze", "flatten", "expand",
     "contiguous", "clone", "cat", "stack", "softmax", "log_softmax",
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clamp",
 ]
 
 
-def _max(x, dim=None, keepdim=False):
-    """x.max() is amax over everything; x.max(dim) is not supported (it returns indices in PyTorch)."""
-    if dim is not None:
-        raise NotImplementedError("max(dim) returning (values, indices) is not supported; "
-                                  "use amax(dim) and argmax(dim)")
-    return amax(x)
+def max(x, dim=None, keepdim=False):
+    """x.max(): the largest element (amax over all); x.max(dim, keepdim):
+    (values, indices) along dim, a named tuple as in PyTorch."""
+    return amax(x) if dim is None else reduce.max_min_along(x, dim, keepdim, "max")
 
 
-def _min(x, dim=None, keepdim=False):
-    if dim is not None:
-        raise NotImplementedError("min(dim) returning (values, indices) is not supported; "
-                                  "use amin(dim) and argmin(dim)")
-    return amin(x)
+def min(x, dim=None, keepdim=False):
+    """x.min(): the smallest element; x.min(dim, keepdim): (values, indices)."""
+    return amin(x) if dim is None else reduce.max_min_along(x, dim, keepdim, "min")
 
 
 _METHODS = {
@@ -50,7 +46,7 @@ _METHODS = {
     "abs": abs, "clamp": clamp, "clip": clamp,
     "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
     # reductions
-    "sum": sum, "mean": mean, "var": var, "amax": amax, "amin": amin, "max": _max, "min": _min,
+    "sum": sum, "mean": mean, "var": var, "amax": amax, "amin": amin, "max": max, "min": min,
     "argmax": argmax, "argmin": argmin, "softmax": softmax, "log_softmax": log_softmax,
     # shapes
     "reshape": reshape, "view": view, "transpose": transpose, "permute": permute,

@@ -79,6 +79,12 @@ def broadcast_shape(x, y, op_name):
 
 def binary_forward(op_code, numpy_fn, x, y, op_name):
     """x op y with broadcasting and type promotion, on the C kernels for floats."""
+    dtype = x.dtype
+    if dtype is y.dtype and dtype in _FLOATS and x.flags.c_contiguous:  # the common cases first
+        if y.ndim == 0:                                               # array op number
+            return cpu.binary_scalar(op_code, x, y)[0]
+        if x.shape == y.shape and y.flags.c_contiguous:
+            return cpu.binary(op_code, x, y, x.shape, dtype)
     shape = broadcast_shape(x, y, op_name)
     dtype = result_dtype(x, y)
     if dtype not in _FLOATS:
@@ -157,55 +163,86 @@ class Div(_Binary):
         return gx, gy
 
 
-class Neg(Function):
-    def forward(self, x):
-        return cpu.unary(cpu.UNARY_NEG, x) if x.dtype in _FLOATS else np.negative(x)
+class PowScalar(Function):
+    """x ** p for a number p, on the C kernel (PyTorch's shortcuts: x*x for
+    p = 2, sqrt for 0.5, 1/x for -1, ...): d/dx = p x^(p-1)."""
+
+    def forward(self, x, p):
+        if x.dtype not in _FLOATS:
+            if not isinstance(p, (float, np.floating)):
+                return np.power(x, p)           # integer ** integer stays integer
+            x = x.astype(np.float32)
+        self.p = float(p)
+        self.save_for_backward(x)
+        return cpu.pow_scalar(x, self.p)
 
     def backward(self, grad):
-        return cpu.unary(cpu.UNARY_NEG, grad)
+        x, = self.saved_tensors
+        return cpu.pow_scalar_backward(x, grad.astype(x.dtype, copy=False), self.p)
+
+
+def _broadcast_pair(x, y, shape, dtype):
+    """x and y in dtype, as C-contiguous arrays of the broadcast shape."""
+    return tuple(a if a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+                 else np.ascontiguousarray(np.broadcast_to(a.astype(dtype, copy=False), shape))
+                 for a in (x, y))
 
 
 class Pow(Function):
-    """x ** y (NumPy's power; no C kernel): d/dx = y x^(y-1), d/dy = x^y log x."""
+    """x ** y for tensors, broadcast, on the C pow (the gradients as PyTorch
+    defines them where the derivative does not exist):
+        dx = g y x^(y-1), 0 where y = 0;   dy = g x^y log x, 0 where x = 0 and y >= 0."""
 
     def forward(self, x, y):
+        shape = broadcast_shape(x, y, "pow")
         dtype = result_dtype(x, y)
-        broadcast_shape(x, y, "pow")
-        out = np.power(x.astype(dtype, copy=False), y.astype(dtype, copy=False))
-        self.save_for_backward(x, y, out)
+        if dtype not in _FLOATS:
+            return np.power(x.astype(dtype, copy=False), y.astype(dtype, copy=False))
+        xb, yb = _broadcast_pair(x, y, shape, dtype)
+        out = cpu.pow(xb, yb)
+        self.save_for_backward(xb, yb, out)
+        self.x_meta, self.y_meta = (x.shape, x.dtype), (y.shape, y.dtype)
         return out
 
     def backward(self, grad):
         x, y, out = self.saved_tensors
         gx = gy = None
+        zero = x.dtype.type(0)
         if self.needs_input_grad[0]:
-            gx = _grad_for(_mul(grad, y * np.power(x, y - 1)), x.shape, x.dtype)
+            power = cpu.pow(x, cpu.binary_scalar(cpu.OP_SUB, y, np.ones((), y.dtype))[0])
+            gx = np.where(y == 0, zero, _mul(grad, _mul(y, power)))
+            gx = _grad_for(gx, *self.x_meta)
         if self.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_x = np.where(x > 0, np.log(np.where(x > 0, x, 1)), np.where(x == 0, -np.inf, np.nan))
-            gy = _grad_for(_mul(grad, np.where((out == 0) & (x == 0), 0, out * log_x)), y.shape, y.dtype)
+            gy = np.where((x == 0) & (y >= 0), zero, _mul(grad, _mul(out, cpu.unary(cpu.UNARY_LOG, x))))
+            gy = _grad_for(gy, *self.y_meta)
         return gx, gy
 
 
 def _elementwise(cls, a, b):
-    if type(a) is not Tensor or type(b) is not Tensor:
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         a, b = _operands(a, b)
     x, y = a.data, b.data
-    dtype = x.dtype
-    if (dtype is y.dtype and dtype in _CODES and x.shape == y.shape
-            and x.flags.c_contiguous and y.flags.c_contiguous and autograd._anomaly is None):
-        # inline Tensor._storage_handle and Tensor._wrap: this path is per-call overhead
-        x_handle = a._handle if a._handle_of is x else a._storage_handle()
-        y_handle = b._handle if b._handle_of is y else b._storage_handle()
+    # Tensor._storage_handle, inlined: a cached pointer, or None when the
+    # array is not a C-contiguous float array (then take the general path).
+    x_handle = a._handle if a._handle_of is x else a._storage_handle()
+    y_handle = b._handle if b._handle_of is y else b._storage_handle()
+    if x_handle is None or y_handle is None or x.dtype is not y.dtype or autograd._anomaly is not None:
+        return cls.apply(a, b)
+    if x.shape == y.shape:
         out, handle = cpu.binary_same(cls.op_code, x, x_handle, y_handle)
-        result = _new(Tensor)
-        result.data, result._handle, result._handle_of = out, handle, out
-        if (a.requires_grad or b.requires_grad) and _state.enabled:
-            node = cls()
-            node.setup(x, y)
-            node.connect((a, b), result)
-        return result
-    return cls.apply(a, b)
+    elif y.ndim == 0:                      # tensor op number
+        out, handle = cpu.binary_scalar(cls.op_code, x, y, x_handle=x_handle)
+    elif x.ndim == 0:                      # number op tensor
+        out, handle = cpu.binary_scalar(cls.op_code, y, x, scalar_first=True, x_handle=y_handle)
+    else:
+        return cls.apply(a, b)
+    result = _new(Tensor)                  # Tensor._wrap, inlined, keeping out's handle
+    result.data, result._handle, result._handle_of = out, handle, out
+    if (a.requires_grad or b.requires_grad) and _state.enabled:
+        node = cls()
+        node.setup(x, y)
+        node.connect((a, b), result)
+    return result
 
 
 _new = object.__new__
@@ -237,11 +274,10 @@ def div(a, b):
     return _elementwise(Div, a, b)
 
 
-def neg(a):
-    return Neg.apply(a)
-
-
 def pow(a, b):
+    """a ** b: a tensor to a number's power on PowScalar, else elementwise Pow."""
+    if isinstance(a, Tensor) and isinstance(b, (int, float, np.number)):
+        return PowScalar.apply(a, p=b)
     a, b = _operands(a, b)
     return Pow.apply(a, b)
 

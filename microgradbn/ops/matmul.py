@@ -23,10 +23,11 @@ class MatMul(Function):
         if x.ndim == 0 or y.ndim == 0:
             raise ShapeError(f"matmul: both arguments need at least 1 dimension, got shapes "
                              f"{x.shape} and {y.shape}")
-        dtype = result_dtype(x, y)
-        x, y = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+        if x.dtype is not y.dtype:
+            dtype = result_dtype(x, y)
+            x, y = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
         self.save_for_backward(x, y)
-        if dtype not in cpu.DTYPE_CODES:
+        if x.dtype not in cpu.DTYPE_CODES:
             return np.matmul(x, y)
         return cpu.matmul(x, y)
 

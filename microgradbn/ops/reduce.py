@@ -6,6 +6,8 @@ float32 summed in float64). Backward of sum/mean is the incoming gradient
 broadcast back (a zero-copy view); amax/amin share the gradient evenly
 among the elements equal to the extreme, as PyTorch does.
 """
+from collections import namedtuple
+
 import numpy as np
 
 from .._backend import cpu
@@ -51,34 +53,49 @@ def _count(shape, axes):
     return n
 
 
-def _expand(grad, axes, keepdim):
-    """grad with the reduced axes back as size 1."""
-    return grad if keepdim else np.expand_dims(grad, axes)
+def kept_shape(shape, axes):
+    """shape with the reduced axes kept as size 1 (the keepdim shape)."""
+    if len(axes) == len(shape):
+        return (1,) * len(shape)
+    return tuple([1 if d in axes else n for d, n in enumerate(shape)])
+
+
+def broadcast_back(grad, kept, shape):
+    """grad, which has the reduced shape, as a read-only view of shape: each
+    value repeated along the reduced axes (stride 0), nothing copied.
+    np.broadcast_to(grad.reshape(kept), shape) gives the same view, through
+    several times more per-call work; this is on every sum's backward."""
+    g = grad.reshape(kept)
+    if not g.flags.c_contiguous:
+        return np.broadcast_to(g, shape)
+    strides = tuple([0 if k == 1 else s for k, s in zip(kept, g.strides)])
+    view = np.ndarray(shape, g.dtype, g, 0, strides)
+    view.flags.writeable = False
+    return view
 
 
 class Sum(Function):
     def forward(self, x, axes, keepdim):
-        self.in_shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        self.in_shape, self.kept = x.shape, kept_shape(x.shape, axes)
         out = reduce_sum_array(x, axes)
-        return np.expand_dims(out, axes) if keepdim else out
+        return out.reshape(self.kept) if keepdim else out
 
     def backward(self, grad):
-        return np.broadcast_to(_expand(grad, self.axes, self.keepdim), self.in_shape)
+        return broadcast_back(grad, self.kept, self.in_shape)
 
 
 class Mean(Function):
     def forward(self, x, axes, keepdim):
         if x.dtype not in _FLOATS:
             raise DTypeError(f"mean(): input dtype must be floating point, got {x.dtype}")
-        self.in_shape, self.axes, self.keepdim = x.shape, axes, keepdim
-        self.n = _count(x.shape, axes)
+        self.in_shape, self.kept = x.shape, kept_shape(x.shape, axes)
+        self.n = x.dtype.type(_count(x.shape, axes))
         out = reduce_sum_array(x, axes)
-        out = np.true_divide(out, x.dtype.type(self.n), dtype=x.dtype) if self.n else out * np.nan
-        return np.expand_dims(out, axes) if keepdim else out
+        out = np.true_divide(out, self.n, dtype=x.dtype) if self.n else out * np.nan
+        return out.reshape(self.kept) if keepdim else out
 
     def backward(self, grad):
-        scaled = np.true_divide(grad, grad.dtype.type(self.n), dtype=grad.dtype)
-        return np.broadcast_to(_expand(scaled, self.axes, self.keepdim), self.in_shape)
+        return broadcast_back(np.true_divide(grad, self.n, dtype=grad.dtype), self.kept, self.in_shape)
 
 
 class Var(Function):
@@ -87,23 +104,29 @@ class Var(Function):
     def forward(self, x, axes, correction, keepdim):
         if x.dtype not in _FLOATS:
             raise DTypeError(f"var(): input dtype must be floating point, got {x.dtype}")
-        self.axes, self.keepdim = axes, keepdim
+        self.kept = kept_shape(x.shape, axes)
         n = _count(x.shape, axes)
-        mean = np.expand_dims(reduce_sum_array(x, axes), axes) / x.dtype.type(max(n, 1))
+        mean = reduce_sum_array(x, axes).reshape(self.kept) / x.dtype.type(n if n > 1 else 1)
         centred = cpu.binary(cpu.OP_SUB, x, mean, x.shape, x.dtype)
         self.save_for_backward(centred)
-        self.denominator = x.dtype.type(max(n - correction, 0))
+        self.denominator = x.dtype.type(n - correction if n > correction else 0)
         squares = cpu.binary(cpu.OP_MUL, centred, centred, x.shape, x.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = reduce_sum_array(squares, axes) / self.denominator
-        return np.expand_dims(out, axes) if keepdim else out
+        return out.reshape(self.kept) if keepdim else out
 
     def backward(self, grad):
         centred, = self.saved_tensors
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = _expand(grad, self.axes, self.keepdim) * (2 / self.denominator)
+            scale = grad.reshape(self.kept) * (2 / self.denominator)
         return cpu.binary(cpu.OP_MUL, centred, scale.astype(centred.dtype, copy=False),
                           centred.shape, centred.dtype)
+
+
+def _check_not_empty(x, axes, name):
+    if x.size == 0 and _count(x.shape, axes) == 0:
+        raise ShapeError(f"{name}(): expected a non-empty reduction, got shape "
+                         f"{x.shape} reduced over dims {axes}")
 
 
 class _Extreme(Function):
@@ -113,22 +136,20 @@ class _Extreme(Function):
     reduce_op = name_ = None
 
     def forward(self, x, axes, keepdim):
-        if x.size == 0 and _count(x.shape, axes) == 0:
-            raise ShapeError(f"{self.name_}(): expected a non-empty reduction, got shape "
-                             f"{x.shape} reduced over dims {axes}")
+        _check_not_empty(x, axes, self.name_)
         if x.dtype in _FLOATS:
             out = cpu.reduce(self.reduce_op, x, axes)
         else:
             out = (np.amax if self.reduce_op == cpu.REDUCE_MAX else np.amin)(x, axis=axes)
-        self.axes, self.keepdim = axes, keepdim
+        self.axes, self.kept = axes, kept_shape(x.shape, axes)
         self.save_for_backward(x, out)
-        return np.expand_dims(out, axes) if keepdim else out
+        return out.reshape(self.kept) if keepdim else out
 
     def backward(self, grad):
         x, out = self.saved_tensors
-        mask = x == np.expand_dims(out, self.axes)
+        mask = x == out.reshape(self.kept)
         count = np.sum(mask, axis=self.axes, keepdims=True)
-        share = _expand(grad, self.axes, self.keepdim) / count.astype(grad.dtype)
+        share = grad.reshape(self.kept) / count.astype(grad.dtype)
         return np.where(mask, share, grad.dtype.type(0))
 
 
@@ -138,6 +159,42 @@ class Amax(_Extreme):
 
 class Amin(_Extreme):
     reduce_op, name_ = cpu.REDUCE_MIN, "amin"
+
+
+class TakeAlong(Function):
+    """x's elements at index (int64, x's shape with size 1 along axis), as
+    np.take_along_axis; the gradient goes back to those elements only."""
+
+    def forward(self, x, index, axis, keepdim):
+        self.in_shape, self.index, self.axis = x.shape, index, axis
+        out = np.take_along_axis(x, index, axis)
+        return out if keepdim else out.reshape(index.shape[:axis] + index.shape[axis + 1:])
+
+    def backward(self, grad):
+        gx = np.zeros(self.in_shape, grad.dtype)
+        np.put_along_axis(gx, self.index, grad.reshape(self.index.shape), self.axis)
+        return gx
+
+
+values_indices = {name: namedtuple(name, ("values", "indices")) for name in ("max", "min")}
+
+
+def max_min_along(x, dim, keepdim, name):
+    """x.max(dim) / x.min(dim): (values, indices) along one dim, as PyTorch:
+    the index of the first extreme (of the first NaN, if any), and the
+    gradient flows to that element only."""
+    x = _tensor(x, name)
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{name}(): dim must be an int, got {dim!r}")
+    axis, = normalize_dims(dim, x.ndim) or (0,)
+    data = x.data if x.ndim else x.data.reshape(1)
+    _check_not_empty(data, (axis,), name)
+    index = (np.argmax if name == "max" else np.argmin)(data, axis=axis, keepdims=True)
+    values = TakeAlong.apply(x if x.ndim else x.reshape(1), index=index, axis=axis, keepdim=keepdim)
+    indices = index if keepdim else index.reshape(values.shape)
+    if x.ndim == 0:
+        values, indices = values.reshape(()), indices.reshape(())
+    return values_indices[name](values, Tensor._wrap(indices.astype(np.int64, copy=False)))
 
 
 def _tensor(x, name):

@@ -19,10 +19,12 @@ def _sizes(args, name):
     """(2, 3), ((2, 3),) or ([2, 3],) as a tuple of ints."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
+    sizes = []
     for n in args:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
             raise TypeError(f"{name}: sizes must be ints, got {args!r}")
-    return tuple(int(n) for n in args)
+        sizes.append(int(n))
+    return tuple(sizes)
 
 
 def infer_shape(shape, size):
@@ -62,11 +64,14 @@ class Reshape(Function):
 
 class Permute(Function):
     def forward(self, x, dims):
-        self.inverse = tuple(np.argsort(dims))
-        return np.transpose(x, dims)
+        self.dims = dims
+        return x.transpose(dims)
 
     def backward(self, grad):
-        return np.transpose(grad, self.inverse)
+        inverse = [0] * len(self.dims)     # axis d of the output was axis dims[d] of the input
+        for d, axis in enumerate(self.dims):
+            inverse[axis] = d
+        return grad.transpose(inverse)
 
 
 class Expand(Function):

@@ -1,16 +1,22 @@
-"""Elementwise maps: exp log sqrt tanh sigmoid relu abs clamp.
+"""Elementwise maps: exp log sqrt tanh sigmoid relu abs neg clamp.
 
 Forward runs the C map (src/cpu/unary.c); backward runs a fused C kernel
 from the saved output (relu, sigmoid, tanh, sqrt) or input (abs, clamp),
 or one C multiply/divide (exp, log). Integer input to a transcendental is
-computed in float32, as in PyTorch; relu/abs/clamp keep integers.
+computed in float32, as in PyTorch; relu/abs/neg/clamp keep integers.
+
+Each map class names its C op and, in `setup(x, y)`, saves what its
+backward reads. `_map` is what users call: for a C-contiguous float tensor
+(the common case) it runs the kernel on the tensor's cached storage pointer
+and wires the graph node directly; anything else goes through
+`Function.apply` and `forward`.
 """
 import math
 
 import numpy as np
 
 from .._backend import cpu
-from ..autograd import Function
+from ..autograd import Function, _state
 from ..errors import DTypeError
 from ..tensor import Tensor
 
@@ -21,37 +27,53 @@ def _float(x):
     return x if x.dtype in _FLOATS else x.astype(np.float32)
 
 
-class Exp(Function):
+class _Map(Function):
+    """y = f(x) on the C map `unary_op`; `numpy_fn` for integer input when the
+    map keeps integers (None: integers are computed in float32)."""
+
+    unary_op = numpy_fn = None
+
     def forward(self, x):
-        y = cpu.unary(cpu.UNARY_EXP, _float(x))
-        self.save_for_backward(y)
+        if self.numpy_fn is not None and x.dtype not in _FLOATS:
+            return self.numpy_fn(x)
+        x = _float(x)
+        y = cpu.unary(self.unary_op, x)
+        self.setup(x, y)
         return y
 
-    def backward(self, grad):                       # d exp(x) = exp(x)
+    def setup(self, x, y):
+        """Keep what backward reads (called by forward and by _map)."""
+
+
+class Exp(_Map):                                     # d exp(x) = exp(x)
+    unary_op = cpu.UNARY_EXP
+
+    def setup(self, x, y):
+        self.save_for_backward(y)
+
+    def backward(self, grad):
         y, = self.saved_tensors
         return cpu.binary(cpu.OP_MUL, grad, y, y.shape, y.dtype)
 
 
-class Log(Function):
-    def forward(self, x):
-        x = _float(x)
-        self.save_for_backward(x)
-        return cpu.unary(cpu.UNARY_LOG, x)
+class Log(_Map):                                     # d log(x) = 1 / x
+    unary_op = cpu.UNARY_LOG
 
-    def backward(self, grad):                       # d log(x) = 1 / x
+    def setup(self, x, y):
+        self.save_for_backward(x)
+
+    def backward(self, grad):
         x, = self.saved_tensors
         return cpu.binary(cpu.OP_DIV, grad, x, x.shape, x.dtype)
 
 
-class _SavedOutput(Function):
-    """y = f(x) whose backward needs only y (a fused C kernel)."""
+class _SavedOutput(_Map):
+    """y = f(x) whose backward needs only y (a fused C kernel `grad_op`)."""
 
-    unary_op = grad_op = None
+    grad_op = None
 
-    def forward(self, x):
-        y = cpu.unary(self.unary_op, _float(x))
+    def setup(self, x, y):
         self.save_for_backward(y)
-        return y
 
     def backward(self, grad):
         y, = self.saved_tensors
@@ -72,23 +94,50 @@ class Sigmoid(_SavedOutput):                        # d s(x) = s(x) (1 - s(x))
 
 class Relu(_SavedOutput):                           # d relu(x) = [x > 0]
     unary_op, grad_op = cpu.UNARY_RELU, cpu.GRAD_RELU
-
-    def forward(self, x):
-        if x.dtype not in _FLOATS:
-            return np.maximum(x, 0)
-        return super().forward(x)
+    numpy_fn = staticmethod(lambda x: np.maximum(x, 0))
 
 
-class Abs(Function):                                # d |x| = sign(x), 0 at 0
-    def forward(self, x):
-        if x.dtype not in _FLOATS:
-            return np.abs(x)
+class Abs(_Map):                                    # d |x| = sign(x), 0 at 0
+    unary_op, numpy_fn = cpu.UNARY_ABS, staticmethod(np.abs)
+
+    def setup(self, x, y):
         self.save_for_backward(x)
-        return cpu.unary(cpu.UNARY_ABS, x)
 
     def backward(self, grad):
         x, = self.saved_tensors
         return cpu.unary_backward(cpu.GRAD_ABS, x, grad.astype(x.dtype, copy=False))
+
+
+class Neg(_Map):                                    # d (-x) = -1
+    unary_op, numpy_fn = cpu.UNARY_NEG, staticmethod(np.negative)
+
+    def backward(self, grad):
+        return cpu.unary(cpu.UNARY_NEG, grad)
+
+
+def _tensor(x, name):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}() expects a Tensor, got {type(x).__name__}")
+    return x
+
+
+def _map(cls, x, name):
+    """cls (a _Map) applied to tensor x; the fast path inlines Function.apply."""
+    data = _tensor(x, name).data
+    handle = x._handle if x._handle_of is data else x._storage_handle()
+    if handle is None:                     # not a C-contiguous float array
+        return cls.apply(x)
+    out, out_handle = cpu.unary_same(cls.unary_op, data, handle)
+    result = _new(Tensor)
+    result.data, result._handle, result._handle_of = out, out_handle, out
+    if x.requires_grad and _state.enabled:
+        node = cls()
+        node.setup(data, out)
+        node.connect((x,), result)
+    return result
+
+
+_new = object.__new__
 
 
 class Clamp(Function):                              # d clamp(x) = [lo <= x <= hi]
@@ -104,38 +153,36 @@ class Clamp(Function):                              # d clamp(x) = [lo <= x <= h
         return cpu.clamp_backward(x, grad.astype(x.dtype, copy=False), self.lo, self.hi)
 
 
-def _tensor(x, name):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name}() expects a Tensor, got {type(x).__name__}")
-    return x
-
-
 def exp(x):
-    return Exp.apply(_tensor(x, "exp"))
+    return _map(Exp, x, "exp")
 
 
 def log(x):
-    return Log.apply(_tensor(x, "log"))
+    return _map(Log, x, "log")
 
 
 def sqrt(x):
-    return Sqrt.apply(_tensor(x, "sqrt"))
+    return _map(Sqrt, x, "sqrt")
 
 
 def tanh(x):
-    return Tanh.apply(_tensor(x, "tanh"))
+    return _map(Tanh, x, "tanh")
 
 
 def sigmoid(x):
-    return Sigmoid.apply(_tensor(x, "sigmoid"))
+    return _map(Sigmoid, x, "sigmoid")
 
 
 def relu(x):
-    return Relu.apply(_tensor(x, "relu"))
+    return _map(Relu, x, "relu")
 
 
 def abs(x):
-    return Abs.apply(_tensor(x, "abs"))
+    return _map(Abs, x, "abs")
+
+
+def neg(x):
+    return _map(Neg, x, "neg")
 
 
 def _bound(value, name):

@@ -17,36 +17,26 @@
  * into fixed blocks, runs them on the pool, adds the per-block sums in block
  * order and turns sums into the per-channel parameters of the next sweep.
  *
- * Sums (statistics, backward sweep 1) are float64: float32 is widened on
- * load. The statistics sum shifted values x - shift (shift = the channel's
- * first value), so a channel with mean 1e4 and std 1 keeps its variance.
- * Elementwise sweeps (y, dx) run in x's dtype, with the float64 mean split
- * in two parts so that a large offset costs no precision (see below).
- * Products that are added are fused (one rounding): FMA instructions on the
- * vector paths and C99 fma()/fmaf() on the scalar path, so the scalar path
- * computes exactly what the vector paths compute.
+ * Sums (statistics, backward sweep 1) are float64 sums of short partial
+ * sums in x's dtype (see "the sum sweeps" below). Elementwise sweeps (y, dx)
+ * run in x's dtype, with the float64 mean split in two parts so that a large
+ * offset costs no precision. Products that are added are fused (one
+ * rounding): FMA instructions on the vector paths and C99 fma()/fmaf() on
+ * the scalar path, so the scalar path computes exactly what the vector paths
+ * compute.
  *
  * Two layouts (kernels.h gives the signatures):
  *   planes (S > 1): each (n, c) plane of S values is contiguous. A kernel
  *     walks the values [begin, end) of one channel, plane piece by plane
- *     piece, vectorised along the plane. Sums go into LANES = 16 float64
- *     lanes: lane j takes the piece's values i = j (mod 16) up to the last
- *     whole group of 16, the rest go to 16 tail lanes, and at the end the
- *     lanes are added in one fixed tree. Every ISA holds the same 16 lanes
- *     (4 AVX2 registers, 2 AVX-512, 8 NEON, 16 scalars) and adds the same
- *     numbers in the same order, so every ISA gives the same bits.
- *   rows (S = 1): the C channels of a row are contiguous. A sum kernel walks
- *     tiles of TILE_ROWS rows; in a tile it takes 16 channels at a time,
- *     keeps their sums in registers and walks the tile's rows. Each channel
- *     adds its rows in order, whatever the vector width. */
+ *     piece, vectorised along the plane.
+ *   rows (S = 1): the C channels of a row are contiguous. Kernels vectorise
+ *     across channels and walk the rows. */
 #include <math.h>
 
 #include "kernels.h"
 #include "simd.h"
 
 #define LANES 16
-#define NV (LANES / MG_VF64_LANES)   /* float64 vectors per 16 lanes */
-#define TILE_ROWS 8
 
 typedef float T_f32;
 typedef double T_f64;
@@ -64,25 +54,6 @@ MG_INLINE mg_vf64 fused_vf64(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return mg_vf64_f
 MG_INLINE float fused_f32(float x, float y, float z) { return fmaf(x, y, z); }
 MG_INLINE double fused_f64(double x, double y, double z) { return fma(x, y, z); }
 
-/* Element i of a float32 (f32 = 1) or float64 buffer, widened to float64:
- * MG_VF64_LANES of them, or one. f32 is a constant in every caller. */
-MG_INLINE mg_vf64 vload(int f32, const void *p, int64_t i) {
-    return f32 ? mg_vf64_load_f32((const float *)p + i) : mg_vf64_load((const double *)p + i);
-}
-MG_INLINE double sload(int f32, const void *p, int64_t i) {
-    return f32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
-}
-
-/* The sum of 16 vector lanes and 16 tail lanes, in a fixed order. */
-MG_INLINE double fold_lanes(const mg_vf64 v[NV], const double tail[LANES]) {
-    double l[LANES];
-    for (int i = 0; i < NV; i++) mg_vf64_store(l + i * MG_VF64_LANES, v[i]);
-    for (int j = 0; j < LANES; j++) l[j] += tail[j];
-    for (int half = LANES / 2; half >= 1; half /= 2)
-        for (int j = 0; j < half; j++) l[j] = l[j] + l[j + half];
-    return l[0];
-}
-
 /* The planes walk: runs the statement that follows the arguments once for
  * each piece of a plane inside the channel values [begin, end), with `at`
  * the element offset of the piece and `len` its length. */
@@ -97,129 +68,237 @@ MG_INLINE double fold_lanes(const mg_vf64 v[NV], const double tail[LANES]) {
         }                                                                       \
     } while (0)
 
-/* ---- training forward, sweep 1: statistics -------------------------------
- * planes: x is channel c's first value; value i is x[(i/S)*stride + i%S].
- *   sums[0] = sum over i in [begin, end) of (x_i - shift), sums[1] = of (x_i - shift)^2. */
-MG_INLINE void stat_planes(int f32, const void *x, int64_t S, int64_t stride, int64_t begin,
-                           int64_t end, double shift, double sums[2]) {
-    mg_vf64 a1[NV], a2[NV];
-    double t1[LANES] = {0}, t2[LANES] = {0};
-    for (int v = 0; v < NV; v++) a1[v] = a2[v] = mg_vf64_zero();
-    const mg_vf64 vshift = mg_vf64_set1(shift);
-    FOR_EACH_PIECE(S, stride, begin, end, at, len, {
-        int64_t j = 0;
-        for (; j + LANES <= len; j += LANES)
-            for (int v = 0; v < NV; v++) {
-                const mg_vf64 d = mg_vf64_sub(vload(f32, x, at + j + v * MG_VF64_LANES), vshift);
-                a1[v] = mg_vf64_add(a1[v], d);
-                a2[v] = fused_vf64(d, d, a2[v]);
-            }
-        for (int t = 0; j < len; j++, t++) {
-            const double d = sload(f32, x, at + j) - shift;
-            t1[t] += d;
-            t2[t] = fused_f64(d, d, t2[t]);
-        }
-    });
-    sums[0] = fold_lanes(a1, t1);
-    sums[1] = fold_lanes(a2, t2);
+/* ---- the sum sweeps -------------------------------------------------------
+ * Sweep 1 of the training forward sums d = x - k and d^2; sweep 1 of the
+ * backward sums dy and dy*d. k is the channel's center, a value of x's
+ * dtype: its first value (forward) or its float64 mean rounded to x's dtype
+ * (backward; api_batchnorm.c corrects for the rounding). Near the mean d is
+ * exact, so a large offset (mean 1e4, std 1) keeps its variance.
+ *
+ * d and the products are computed in x's dtype and added there, PARTIAL = 8
+ * terms at a time in order; each partial sum is then widened and added to a
+ * float64 sum. For float32 a vector then holds twice the values and nothing
+ * is widened per value; 8 terms cost at most ~8 float32 roundings before
+ * float64 takes over.
+ *
+ * planes: lane j of LANES = 16 takes the values i = j (mod 16) of a piece up
+ *   to its last whole group of 16: partial sums over 8 groups (128 values)
+ *   are widened into 16 float64 lanes. The piece's last len % 16 values go
+ *   to float64 lanes 0, 1, ... one by one. At the end the 16 lanes are added
+ *   in one fixed tree. Every ISA holds the same 16 lanes (2 AVX2 float32
+ *   vectors, 1 AVX-512, 4 NEON, 16 scalars) and adds the same numbers in the
+ *   same order, so every ISA gives the same bits.
+ * rows: the block's rows go in tiles of PARTIAL rows. In a tile, a group of
+ *   GROUP_VECTORS vectors of channels keeps its partial sums in registers
+ *   while it walks the tile's rows, then widens them into the channels'
+ *   float64 sums; then the next group. Each channel adds the same values in
+ *   the same order whatever the vector width. */
+#define PARTIAL 8
+#define GROUP_VECTORS 4
+
+/* The rows walks read 8 rows at a time, a few lines per row, a pattern the
+ * hardware prefetchers pick up late on data that comes from memory. So each
+ * group, on each row, asks for its lines PREFETCH_BYTES further along the
+ * row, or past the row's end, on the same row of the next tile. A hint:
+ * prefetches never fault. */
+#define PREFETCH_BYTES 256
+
+MG_INLINE void prefetch_ahead(const void *base, int64_t item, int64_t r, int64_t c, int64_t rows,
+                              int64_t width, int64_t ld, int64_t nbytes) {
+    c += PREFETCH_BYTES / item;
+    if (c >= width) c = c - width < width ? c - width : 0, r += PARTIAL;
+    if (r >= rows) return;
+    for (int64_t b = 0; b < nbytes; b += 64)
+        __builtin_prefetch((const char *)base + (r * ld + c) * item + b);
 }
 
-/* rows: x is (rows, ld); for c < width: s1[c] = sum_r (x[r][c] - shift[c]),
- * s2[c] = sum_r (x[r][c] - shift[c])^2 (written). */
-MG_INLINE void stat_rows(int f32, const void *x, int64_t rows, int64_t width, int64_t ld,
-                         const double *shift, double *s1, double *s2) {
-    for (int64_t c = 0; c < width; c++) s1[c] = s2[c] = 0.0;
-    for (int64_t r0 = 0; r0 < rows; r0 += TILE_ROWS) {
-        const int64_t r1 = r0 + TILE_ROWS < rows ? r0 + TILE_ROWS : rows;
-        int64_t c = 0;
-        for (; c + LANES <= width; c += LANES) {
-            mg_vf64 a1[NV], a2[NV], k[NV];
-            for (int v = 0; v < NV; v++) {
-                a1[v] = mg_vf64_load(s1 + c + v * MG_VF64_LANES);
-                a2[v] = mg_vf64_load(s2 + c + v * MG_VF64_LANES);
-                k[v] = mg_vf64_load(shift + c + v * MG_VF64_LANES);
-            }
-            for (int64_t r = r0; r < r1; r++)
-                for (int v = 0; v < NV; v++) {
-                    const mg_vf64 d = mg_vf64_sub(vload(f32, x, r * ld + c + v * MG_VF64_LANES), k[v]);
-                    a1[v] = mg_vf64_add(a1[v], d);
-                    a2[v] = fused_vf64(d, d, a2[v]);
-                }
-            for (int v = 0; v < NV; v++) {
-                mg_vf64_store(s1 + c + v * MG_VF64_LANES, a1[v]);
-                mg_vf64_store(s2 + c + v * MG_VF64_LANES, a2[v]);
-            }
-        }
-        for (; c < width; c++)
-            for (int64_t r = r0; r < r1; r++) {
-                const double d = sload(f32, x, r * ld + c) - shift[c];
-                s1[c] += d;
-                s2[c] = fused_f64(d, d, s2[c]);
-            }
+/* s[0..VL) += p, each lane of p widened to float64. */
+MG_INLINE void widen_add_f32(double *s, mg_vf32 p) {
+    float lanes[MG_VF32_LANES];
+    mg_vf32_store(lanes, p);
+    for (int h = 0; h < MG_VF32_LANES; h += MG_VF64_LANES)
+        mg_vf64_store(s + h, mg_vf64_add(mg_vf64_load(s + h), mg_vf64_load_f32(lanes + h)));
+}
+MG_INLINE void widen_add_f64(double *s, mg_vf64 p) { mg_vf64_store(s, mg_vf64_add(mg_vf64_load(s), p)); }
+
+/* The sum of 16 float64 lanes, in a fixed order. */
+MG_INLINE double fold_lanes(double l[LANES]) {
+    for (int half = LANES / 2; half >= 1; half /= 2)
+        for (int j = 0; j < half; j++) l[j] = l[j] + l[j + half];
+    return l[0];
+}
+
+#define DEFINE_SUMS(t)                                                                           \
+    /* planes: x is channel c's first value; value i is x[(i/S)*stride + i%S].                   \
+     * sums[0] = sum over i in [begin, end) of d_i = x_i - k, sums[1] = of d_i^2. */             \
+    static void stat_planes_##t(const void *x_, int64_t S, int64_t stride, int64_t begin,       \
+                                int64_t end, const void *center, double sums[2]) {               \
+        const T_##t *x = x_, k = *(const T_##t *)center;                                         \
+        const mg_v##t vk = mg_v##t##_set1(k);                                                    \
+        double a1[LANES] = {0}, a2[LANES] = {0};                                                 \
+        FOR_EACH_PIECE(S, stride, begin, end, at, len, {                                         \
+            const int64_t whole = len - len % LANES;                                             \
+            int64_t j = 0;                                                                       \
+            while (j < whole) {                                                                  \
+                const int64_t stop = j + PARTIAL * LANES < whole ? j + PARTIAL * LANES : whole;  \
+                mg_v##t p1[LANES / VL_##t], p2[LANES / VL_##t];                                  \
+                for (int v = 0; v < LANES / VL_##t; v++) p1[v] = p2[v] = mg_v##t##_zero();       \
+                for (; j < stop; j += LANES)                                                     \
+                    for (int v = 0; v < LANES / VL_##t; v++) {                                   \
+                        const mg_v##t d = mg_v##t##_sub(mg_v##t##_load(x + at + j + v * VL_##t), vk); \
+                        p1[v] = mg_v##t##_add(p1[v], d);                                         \
+                        p2[v] = fused_v##t(d, d, p2[v]);                                         \
+                    }                                                                            \
+                for (int v = 0; v < LANES / VL_##t; v++) {                                       \
+                    widen_add_##t(a1 + v * VL_##t, p1[v]);                                       \
+                    widen_add_##t(a2 + v * VL_##t, p2[v]);                                       \
+                }                                                                                \
+            }                                                                                    \
+            for (int l = 0; j < len; j++, l++) {                                                 \
+                const double d = (T_##t)(x[at + j] - k);                                         \
+                a1[l] += d;                                                                      \
+                a2[l] = fused_f64(d, d, a2[l]);                                                  \
+            }                                                                                    \
+        });                                                                                      \
+        sums[0] = fold_lanes(a1);                                                                \
+        sums[1] = fold_lanes(a2);                                                                \
+    }                                                                                            \
+                                                                                                 \
+    /* planes: sums[0] = sum of dy_i, sums[1] = sum of dy_i*(x_i - k). */                        \
+    static void grad_planes_##t(const void *dy_, const void *x_, int64_t S, int64_t stride,     \
+                                int64_t begin, int64_t end, const void *center, double sums[2]) { \
+        const T_##t *dy = dy_, *x = x_, k = *(const T_##t *)center;                              \
+        const mg_v##t vk = mg_v##t##_set1(k);                                                    \
+        double a1[LANES] = {0}, a2[LANES] = {0};                                                 \
+        FOR_EACH_PIECE(S, stride, begin, end, at, len, {                                         \
+            const int64_t whole = len - len % LANES;                                             \
+            int64_t j = 0;                                                                       \
+            while (j < whole) {                                                                  \
+                const int64_t stop = j + PARTIAL * LANES < whole ? j + PARTIAL * LANES : whole;  \
+                mg_v##t p1[LANES / VL_##t], p2[LANES / VL_##t];                                  \
+                for (int v = 0; v < LANES / VL_##t; v++) p1[v] = p2[v] = mg_v##t##_zero();       \
+                for (; j < stop; j += LANES)                                                     \
+                    for (int v = 0; v < LANES / VL_##t; v++) {                                   \
+                        const int64_t i = at + j + v * VL_##t;                                   \
+                        const mg_v##t g = mg_v##t##_load(dy + i);                                \
+                        p1[v] = mg_v##t##_add(p1[v], g);                                         \
+                        p2[v] = fused_v##t(g, mg_v##t##_sub(mg_v##t##_load(x + i), vk), p2[v]);  \
+                    }                                                                            \
+                for (int v = 0; v < LANES / VL_##t; v++) {                                       \
+                    widen_add_##t(a1 + v * VL_##t, p1[v]);                                       \
+                    widen_add_##t(a2 + v * VL_##t, p2[v]);                                       \
+                }                                                                                \
+            }                                                                                    \
+            for (int l = 0; j < len; j++, l++) {                                                 \
+                const double g = dy[at + j];                                                     \
+                a1[l] += g;                                                                      \
+                a2[l] = fused_f64(g, (T_##t)(x[at + j] - k), a2[l]);                             \
+            }                                                                                    \
+        });                                                                                      \
+        sums[0] = fold_lanes(a1);                                                                \
+        sums[1] = fold_lanes(a2);                                                                \
+    }                                                                                            \
+                                                                                                 \
+    /* rows, one group of nv vectors of channels from c over the rows [r0, r1)                   \
+     * (nv is a constant after inlining: p1, p2 and k stay in registers). */                     \
+    MG_INLINE void stat_group_##t(const T_##t *x, int64_t r0, int64_t r1, int64_t rows,         \
+                                  int64_t width, int64_t ld, int64_t c,                                          \
+                                  const T_##t *center, double *s1, double *s2, int nv) {         \
+        mg_v##t p1[GROUP_VECTORS], p2[GROUP_VECTORS], k[GROUP_VECTORS];                          \
+        for (int v = 0; v < nv; v++) {                                                           \
+            p1[v] = p2[v] = mg_v##t##_zero();                                                    \
+            k[v] = mg_v##t##_load(center + c + v * VL_##t);                                      \
+        }                                                                                        \
+        for (int64_t r = r0; r < r1; r++) {                                                      \
+            prefetch_ahead(x, sizeof(T_##t), r, c, rows, width, ld, nv * VL_##t * sizeof(T_##t)); \
+            for (int v = 0; v < nv; v++) {                                                       \
+                const mg_v##t d = mg_v##t##_sub(mg_v##t##_load(x + r * ld + c + v * VL_##t), k[v]); \
+                p1[v] = mg_v##t##_add(p1[v], d);                                                 \
+                p2[v] = fused_v##t(d, d, p2[v]);                                                 \
+            }                                                                                    \
+        }                                                                                        \
+        for (int v = 0; v < nv; v++) {                                                           \
+            widen_add_##t(s1 + c + v * VL_##t, p1[v]);                                           \
+            widen_add_##t(s2 + c + v * VL_##t, p2[v]);                                           \
+        }                                                                                        \
+    }                                                                                            \
+                                                                                                 \
+    MG_INLINE void grad_group_##t(const T_##t *dy, const T_##t *x, int64_t r0, int64_t r1,       \
+                                  int64_t rows, int64_t width, int64_t ld, int64_t c, const T_##t *center, double *s1,        \
+                                  double *s2, int nv) {                                          \
+        mg_v##t p1[GROUP_VECTORS], p2[GROUP_VECTORS], k[GROUP_VECTORS];                          \
+        for (int v = 0; v < nv; v++) {                                                           \
+            p1[v] = p2[v] = mg_v##t##_zero();                                                    \
+            k[v] = mg_v##t##_load(center + c + v * VL_##t);                                      \
+        }                                                                                        \
+        for (int64_t r = r0; r < r1; r++) {                                                      \
+            prefetch_ahead(dy, sizeof(T_##t), r, c, rows, width, ld, nv * VL_##t * sizeof(T_##t)); \
+            prefetch_ahead(x, sizeof(T_##t), r, c, rows, width, ld, nv * VL_##t * sizeof(T_##t)); \
+            for (int v = 0; v < nv; v++) {                                                       \
+                const int64_t i = r * ld + c + v * VL_##t;                                       \
+                const mg_v##t g = mg_v##t##_load(dy + i);                                        \
+                p1[v] = mg_v##t##_add(p1[v], g);                                                 \
+                p2[v] = fused_v##t(g, mg_v##t##_sub(mg_v##t##_load(x + i), k[v]), p2[v]);        \
+            }                                                                                    \
+        }                                                                                        \
+        for (int v = 0; v < nv; v++) {                                                           \
+            widen_add_##t(s1 + c + v * VL_##t, p1[v]);                                           \
+            widen_add_##t(s2 + c + v * VL_##t, p2[v]);                                           \
+        }                                                                                        \
+    }                                                                                            \
+                                                                                                 \
+    /* rows: x is (rows, ld); for c < width: s1[c] = sum_r d[r][c],                              \
+     * s2[c] = sum_r d[r][c]^2 with d[r][c] = x[r][c] - k[c] (written). */                       \
+    static void stat_rows_##t(const void *x_, int64_t rows, int64_t width, int64_t ld,          \
+                              const void *center, double *s1, double *s2) {                      \
+        const T_##t *x = x_, *k = center;                                                        \
+        for (int64_t c = 0; c < width; c++) s1[c] = s2[c] = 0.0;                                 \
+        for (int64_t r0 = 0; r0 < rows; r0 += PARTIAL) {                                         \
+            const int64_t r1 = r0 + PARTIAL < rows ? r0 + PARTIAL : rows;                        \
+            int64_t c = 0;                                                                       \
+            for (; c + GROUP_VECTORS * VL_##t <= width; c += GROUP_VECTORS * VL_##t)             \
+                stat_group_##t(x, r0, r1, rows, width, ld, c, k, s1, s2, GROUP_VECTORS);                      \
+            for (; c + VL_##t <= width; c += VL_##t) stat_group_##t(x, r0, r1, rows, width, ld, c, k, s1, s2, 1); \
+            for (; c < width; c++) {                                                             \
+                T_##t p1 = 0, p2 = 0;                                                            \
+                for (int64_t r = r0; r < r1; r++) {                                              \
+                    const T_##t d = x[r * ld + c] - k[c];                                        \
+                    p1 += d;                                                                     \
+                    p2 = fused_##t(d, d, p2);                                                    \
+                }                                                                                \
+                s1[c] += p1;                                                                     \
+                s2[c] += p2;                                                                     \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+                                                                                                 \
+    /* rows: s1[c] = sum_r dy[r][c], s2[c] = sum_r dy[r][c]*(x[r][c] - k[c]) (written). */       \
+    static void grad_rows_##t(const void *dy_, const void *x_, int64_t rows, int64_t width,     \
+                              int64_t ld, const void *center, double *s1, double *s2) {          \
+        const T_##t *dy = dy_, *x = x_, *k = center;                                             \
+        for (int64_t c = 0; c < width; c++) s1[c] = s2[c] = 0.0;                                 \
+        for (int64_t r0 = 0; r0 < rows; r0 += PARTIAL) {                                         \
+            const int64_t r1 = r0 + PARTIAL < rows ? r0 + PARTIAL : rows;                        \
+            int64_t c = 0;                                                                       \
+            for (; c + GROUP_VECTORS * VL_##t <= width; c += GROUP_VECTORS * VL_##t)             \
+                grad_group_##t(dy, x, r0, r1, rows, width, ld, c, k, s1, s2, GROUP_VECTORS);                  \
+            for (; c + VL_##t <= width; c += VL_##t)                                             \
+                grad_group_##t(dy, x, r0, r1, rows, width, ld, c, k, s1, s2, 1);                              \
+            for (; c < width; c++) {                                                             \
+                T_##t p1 = 0, p2 = 0;                                                            \
+                for (int64_t r = r0; r < r1; r++) {                                              \
+                    const T_##t g = dy[r * ld + c];                                              \
+                    p1 += g;                                                                     \
+                    p2 = fused_##t(g, x[r * ld + c] - k[c], p2);                                 \
+                }                                                                                \
+                s1[c] += p1;                                                                     \
+                s2[c] += p2;                                                                     \
+            }                                                                                    \
+        }                                                                                        \
     }
-}
 
-/* ---- backward, sweep 1: sums[0] = sum(dy), sums[1] = sum(dy*(x - mean));
- * then dbeta = sums[0], dgamma = rstd*sums[1]. The walks of sweep 1 above. */
-MG_INLINE void grad_planes(int f32, const void *dy, const void *x, int64_t S, int64_t stride,
-                           int64_t begin, int64_t end, double mean, double sums[2]) {
-    mg_vf64 a1[NV], a2[NV];
-    double t1[LANES] = {0}, t2[LANES] = {0};
-    for (int v = 0; v < NV; v++) a1[v] = a2[v] = mg_vf64_zero();
-    const mg_vf64 vmean = mg_vf64_set1(mean);
-    FOR_EACH_PIECE(S, stride, begin, end, at, len, {
-        int64_t j = 0;
-        for (; j + LANES <= len; j += LANES)
-            for (int v = 0; v < NV; v++) {
-                const int64_t i = at + j + v * MG_VF64_LANES;
-                const mg_vf64 g = vload(f32, dy, i);
-                a1[v] = mg_vf64_add(a1[v], g);
-                a2[v] = fused_vf64(g, mg_vf64_sub(vload(f32, x, i), vmean), a2[v]);
-            }
-        for (int t = 0; j < len; j++, t++) {
-            const double g = sload(f32, dy, at + j);
-            t1[t] += g;
-            t2[t] = fused_f64(g, sload(f32, x, at + j) - mean, t2[t]);
-        }
-    });
-    sums[0] = fold_lanes(a1, t1);
-    sums[1] = fold_lanes(a2, t2);
-}
-
-/* rows: dy, x are (rows, ld); s1[c] = sum_r dy[r][c], s2[c] = sum_r dy[r][c]*(x[r][c] - mean[c]). */
-MG_INLINE void grad_rows(int f32, const void *dy, const void *x, int64_t rows, int64_t width,
-                         int64_t ld, const double *mean, double *s1, double *s2) {
-    for (int64_t c = 0; c < width; c++) s1[c] = s2[c] = 0.0;
-    for (int64_t r0 = 0; r0 < rows; r0 += TILE_ROWS) {
-        const int64_t r1 = r0 + TILE_ROWS < rows ? r0 + TILE_ROWS : rows;
-        int64_t c = 0;
-        for (; c + LANES <= width; c += LANES) {
-            mg_vf64 a1[NV], a2[NV], mu[NV];
-            for (int v = 0; v < NV; v++) {
-                a1[v] = mg_vf64_load(s1 + c + v * MG_VF64_LANES);
-                a2[v] = mg_vf64_load(s2 + c + v * MG_VF64_LANES);
-                mu[v] = mg_vf64_load(mean + c + v * MG_VF64_LANES);
-            }
-            for (int64_t r = r0; r < r1; r++)
-                for (int v = 0; v < NV; v++) {
-                    const int64_t i = r * ld + c + v * MG_VF64_LANES;
-                    const mg_vf64 g = vload(f32, dy, i);
-                    a1[v] = mg_vf64_add(a1[v], g);
-                    a2[v] = fused_vf64(g, mg_vf64_sub(vload(f32, x, i), mu[v]), a2[v]);
-                }
-            for (int v = 0; v < NV; v++) {
-                mg_vf64_store(s1 + c + v * MG_VF64_LANES, a1[v]);
-                mg_vf64_store(s2 + c + v * MG_VF64_LANES, a2[v]);
-            }
-        }
-        for (; c < width; c++)
-            for (int64_t r = r0; r < r1; r++) {
-                const double g = sload(f32, dy, r * ld + c);
-                s1[c] += g;
-                s2[c] = fused_f64(g, sload(f32, x, r * ld + c) - mean[c], s2[c]);
-            }
-    }
-}
+DEFINE_SUMS(f32)
+DEFINE_SUMS(f64)
 
 /* ---- elementwise sweeps, in x's dtype t (f32 or f64) ----------------------
  * affine: y = (x - m)*a + b, p = {m, a, b}: the training normalisation
@@ -302,29 +381,6 @@ MG_INLINE void grad_rows(int f32, const void *dy, const void *x, int64_t rows, i
 
 DEFINE_ELEMENTWISE(f32)
 DEFINE_ELEMENTWISE(f64)
-
-/* ---- the float64-sum sweeps, one instance per dtype ---- */
-
-#define DEFINE_SUMS(t, f32)                                                                      \
-    static void stat_planes_##t(const void *x, int64_t S, int64_t stride, int64_t begin,        \
-                                int64_t end, double shift, double sums[2]) {                     \
-        stat_planes(f32, x, S, stride, begin, end, shift, sums);                                 \
-    }                                                                                            \
-    static void grad_planes_##t(const void *dy, const void *x, int64_t S, int64_t stride,       \
-                                int64_t begin, int64_t end, double mean, double sums[2]) {       \
-        grad_planes(f32, dy, x, S, stride, begin, end, mean, sums);                              \
-    }                                                                                            \
-    static void stat_rows_##t(const void *x, int64_t rows, int64_t width, int64_t ld,           \
-                              const double *shift, double *s1, double *s2) {                     \
-        stat_rows(f32, x, rows, width, ld, shift, s1, s2);                                       \
-    }                                                                                            \
-    static void grad_rows_##t(const void *dy, const void *x, int64_t rows, int64_t width,       \
-                              int64_t ld, const double *mean, double *s1, double *s2) {          \
-        grad_rows(f32, dy, x, rows, width, ld, mean, s1, s2);                                    \
-    }
-
-DEFINE_SUMS(f32, 1)
-DEFINE_SUMS(f64, 0)
 
 #define KERNELS(t)                                                                               \
     {stat_planes_##t, grad_planes_##t, affine_planes_##t, dx_planes_##t,                         \

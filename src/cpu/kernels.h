@@ -39,6 +39,12 @@ typedef void (*mg_clamp_fn)(int64_t n, const void *x, double lo, double hi, void
 /* out[i] = g[i] if lo <= x[i] <= hi else 0. */
 typedef void (*mg_clamp_grad_fn)(int64_t n, const void *x, const void *g, double lo, double hi,
                                  void *out);
+/* out[i] = x[i]^p (mg_pow_scalar lists the exponents with shortcuts). */
+typedef void (*mg_pow_scalar_fn)(int64_t n, const void *x, double p, void *out);
+/* out[i] = g[i] * (p * x[i]^(p - 1)), 0 when p = 0. */
+typedef void (*mg_pow_scalar_grad_fn)(int64_t n, const void *x, const void *g, double p, void *out);
+/* out[i] = x[i]^y[i]. */
+typedef void (*mg_pow_fn)(int64_t n, const void *x, const void *y, void *out);
 
 /* ---- reductions over axes (cpu/reduce.c) --------------------------------- */
 #define MG_NUM_REDUCE_OPS 3
@@ -67,16 +73,17 @@ typedef struct {
  * x is contiguous (N, C, S). "planes" kernels (S > 1) walk the values
  * [begin, end) of one channel, value i at x[(i / S) * stride + i % S] with
  * stride = C * S; "rows" kernels (S = 1) walk rows r < rows and channels
- * c < width at x[r * ld + c]. Sums and shifts are float64; the per-channel
- * parameters p of the elementwise sweeps have x's dtype, parameter i of
- * channel c at p[i * ps + c] (planes: c = 0). */
+ * c < width at x[r * ld + c]. Sums are float64; the centers k (one per
+ * channel: planes k[0], rows k[c]) and the per-channel parameters p of the
+ * elementwise sweeps have x's dtype, parameter i of channel c at
+ * p[i * ps + c] (planes: c = 0). */
 typedef struct {
-    /* sums[0] = sum(x - shift), sums[1] = sum((x - shift)^2) */
+    /* sums[0] = sum(x - k), sums[1] = sum((x - k)^2) */
     void (*stat_planes)(const void *x, int64_t S, int64_t stride, int64_t begin, int64_t end,
-                        double shift, double sums[2]);
-    /* sums[0] = sum(dy), sums[1] = sum(dy * (x - mean)) */
+                        const void *k, double sums[2]);
+    /* sums[0] = sum(dy), sums[1] = sum(dy * (x - k)) */
     void (*grad_planes)(const void *dy, const void *x, int64_t S, int64_t stride, int64_t begin,
-                        int64_t end, double mean, double sums[2]);
+                        int64_t end, const void *k, double sums[2]);
     /* y = (x - m) * a + b, p = {m, a, b} */
     void (*affine_planes)(const void *x, void *y, int64_t S, int64_t stride, int64_t begin,
                           int64_t end, const void *p, int64_t ps);
@@ -84,10 +91,10 @@ typedef struct {
     void (*dx_planes)(const void *dy, const void *x, void *dx, int64_t S, int64_t stride,
                       int64_t begin, int64_t end, const void *p, int64_t ps);
     /* the same four per channel c < width (s1, s2 written, not accumulated) */
-    void (*stat_rows)(const void *x, int64_t rows, int64_t width, int64_t ld, const double *shift,
+    void (*stat_rows)(const void *x, int64_t rows, int64_t width, int64_t ld, const void *k,
                       double *s1, double *s2);
     void (*grad_rows)(const void *dy, const void *x, int64_t rows, int64_t width, int64_t ld,
-                      const double *mean, double *s1, double *s2);
+                      const void *k, double *s1, double *s2);
     void (*affine_rows)(const void *x, void *y, int64_t rows, int64_t width, int64_t ld,
                         const void *p, int64_t ps);
     void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width,
@@ -131,6 +138,9 @@ typedef struct {
     mg_unary_grad_fn unary_grad[MG_NUM_UNARY_GRADS][MG_NUM_DTYPES];
     mg_clamp_fn clamp[MG_NUM_DTYPES];
     mg_clamp_grad_fn clamp_grad[MG_NUM_DTYPES];
+    mg_pow_scalar_fn pow_scalar[MG_NUM_DTYPES];
+    mg_pow_scalar_grad_fn pow_scalar_grad[MG_NUM_DTYPES];
+    mg_pow_fn pow[MG_NUM_DTYPES];
     /* reductions over axes (in cpu/reduce.c) */
     mg_reduce_lanes_fn reduce_lanes[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];
     mg_reduce_rows_fn reduce_rows[MG_NUM_REDUCE_OPS][MG_NUM_DTYPES];

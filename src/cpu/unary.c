@@ -6,13 +6,16 @@
  *
  * float32 transcendentals are written here, branch-free, so that the
  * compiler vectorises the loops for the ISA this file is compiled for.
- * They use no FMA (-ffp-contract=off), so every ISA gives the same bits.
- * Error bound in float32 ulps of the exact value (tests/test_unary_kernels.py
+ * exp (and so tanh and sigmoid, which call it) rounds with explicit fmaf:
+ * one fused multiply-add instruction on the SIMD paths and the C library's
+ * correctly rounded fmaf on the scalar path, so every ISA gives the same
+ * bits; the rest use no FMA (-ffp-contract=off).
+ * Error bound in float32 ulps of the exact value (tests/test_unary_reduce_kernels.py
  * checks it against float64 on millions of points; measured worst cases:
- * exp 1.21, log 0.83, tanh 1.32, sigmoid 2.49; NumPy 2.4's own float32 exp
+ * exp 0.87, log 0.83, tanh 1.35, sigmoid 2.41; NumPy 2.4's own float32 exp
  * and log reach 2.3 and 3.5):
  *   exp_f32      <= 1.5 ulp   Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2,
- *                             Taylor polynomial of degree 7 (truncation 5e-9)
+ *                             1 + r + r^2 Q(r), Q a degree-4 fit (tools/fit_exp_poly.py)
  *   log_f32      <= 1 ulp     x = m 2^e, m in [sqrt(1/2), sqrt(2)),
  *                             log(m) = f - f^2/2 + s (f^2/2 + R(s^2)),
  *                             f = m - 1, s = f / (2 + f)
@@ -21,7 +24,11 @@
  *   sigmoid_f32  <= 3 ulp     1 / (1 + e) or e / (1 + e), e = exp(-|x|)
  *   sqrt         correctly rounded (the sqrt instruction)
  * float64 uses the C library's exp, log and tanh (correctly rounded or
- * within 1 ulp in glibc and musl), so those loops are not vectorised. */
+ * within 1 ulp in glibc and musl), so those loops are not vectorised.
+ *
+ * pow with a scalar exponent takes PyTorch's shortcuts (x*x for 2, sqrt for
+ * 0.5, ...), which vectorise; other exponents, and tensor exponents, call
+ * the C library's pow (float32 through double: at most one rounding off). */
 #include <math.h>
 #include <string.h>
 
@@ -37,27 +44,33 @@ static const float LN2_LO = 0x1.7f7d1cp-20f;  /* ln 2 - LN2_HI */
 static const float LOG2E = 0x1.715476p+0f;
 static const float ROUND_MAGIC = 0x1.8p23f;   /* adding it rounds |y| < 2^22 to an integer */
 
-/* exp(x) = 2^k exp(r). Outside [-104, 89] the result is 0 or inf anyway, so
- * x is clamped there (NaN fails both comparisons and stays NaN). 2^k is
- * applied as 2^k1 * 2^k2, both normal numbers, so results that underflow
- * into subnormals are rounded once, in the last multiply. */
+/* exp(x) = 2^k exp(r), k = round(x / ln 2). Three fused multiply-adds do
+ * the reduction (k * LN2_HI is exact, so the first one is too), six the
+ * polynomial. 2^k is applied as 2^k1 * 2^k2 (k1 + k2 = k): the first by
+ * adding k1 to p's exponent field (exact: p * 2^k1 stays a normal number),
+ * the second by a multiply that rounds once, also into subnormals.
+ * Outside [-104, 89] the result is inf or 0 (exp(-104) is below half the
+ * smallest subnormal), and the lines before it computed garbage from an
+ * unusable k, so the last line picks; NaN fails both comparisons and
+ * propagates. About twenty vector instructions per 8 (AVX2) or 16 (AVX-512)
+ * values. */
 static inline float exp_f32(float x) {
-    x = x > 89.0f ? 89.0f : x;
-    x = x < -104.0f ? -104.0f : x;
-    const float t = x * LOG2E + ROUND_MAGIC;
-    const float kf = t - ROUND_MAGIC;                        /* k = round(x / ln 2) */
+    const float t = fmaf(x, LOG2E, ROUND_MAGIC);
+    const float kf = t - ROUND_MAGIC;
     const int32_t k = (int32_t)(bits_of(t) - bits_of(ROUND_MAGIC));
-    const float r = (x - kf * LN2_HI) - kf * LN2_LO;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    const int32_t k1 = k / 2, k2 = k - k1;
-    return p * float_of((uint32_t)(k1 + 127) << 23) * float_of((uint32_t)(k2 + 127) << 23);
+    const float r = fmaf(-kf, LN2_LO, fmaf(-kf, LN2_HI, x));
+    float p = 0x1.687b46p-10f;                               /* exp(r) = 1 + r + r^2 Q(r), */
+    p = fmaf(p, r, 0x1.123bdcp-7f);                          /* Q from tools/fit_exp_poly.py */
+    p = fmaf(p, r, 0x1.555b5cp-5f);
+    p = fmaf(p, r, 0x1.55548ep-3f);
+    p = fmaf(p, r, 0x1.fffff8p-2f);
+    p = fmaf(p, r, 1.0f);
+    p = fmaf(p, r, 1.0f);
+    const int32_t k1 = k >> 1, k2 = k - k1;                  /* (>> of a negative int: arithmetic) */
+    float y = float_of(bits_of(p) + ((uint32_t)k1 << 23)) * float_of((uint32_t)(k2 + 127) << 23);
+    y = x > 89.0f ? INFINITY : y;                            /* two selects, not one nested ?: */
+    y = x < -104.0f ? 0.0f : y;                              /* (GCC vectorises these better) */
+    return y;
 }
 
 static inline float log_f32(float x) {
@@ -200,6 +213,75 @@ DEFINE_GRAD_BOTH(tanh, TANH_GRAD)
 DEFINE_GRAD_BOTH(sqrt, SQRT_GRAD)
 DEFINE_GRAD_BOTH(abs, ABS_GRAD)
 
+/* ---- pow ------------------------------------------------------------------
+ * x^e with PyTorch's shortcuts for e in {0, 1, 2, 3, 0.5, -0.5, -1, -2},
+ * else the C library's pow. POW_CASES runs one loop, picked once per call,
+ * whose body is STORE(i, x[i]^e) with the power written as an expression
+ * of v = x[i]: the shortcut loops vectorise. */
+
+#define POW_F32(v, e) ((float)pow((double)(v), (double)(e)))
+#define POW_F64(v, e) pow(v, e)
+
+#define POW_LOOP(T, STORE, EXPR)                                              \
+    for (int64_t i = 0; i < n; i++) {                                         \
+        const T v = x[i];                                                     \
+        (void)v;                                                              \
+        STORE(i, (EXPR));                                                     \
+    }
+
+#define POW_CASES(T, e, STORE, SQRT, POW)                                     \
+    if (e == 0) POW_LOOP(T, STORE, (T)1)                                      \
+    else if (e == 1) POW_LOOP(T, STORE, v)                                    \
+    else if (e == 2) POW_LOOP(T, STORE, v * v)                                \
+    else if (e == 3) POW_LOOP(T, STORE, v * v * v)                            \
+    else if (e == (T)0.5) POW_LOOP(T, STORE, SQRT(v))                         \
+    else if (e == (T)-0.5) POW_LOOP(T, STORE, (T)1 / SQRT(v))                 \
+    else if (e == -1) POW_LOOP(T, STORE, (T)1 / v)                            \
+    else if (e == -2) POW_LOOP(T, STORE, (T)1 / (v * v))                      \
+    else POW_LOOP(T, STORE, POW(v, e))
+
+/* out = x^p; the exponent is rounded to the dtype first, as PyTorch does. */
+#define POW_STORE(i, r) (out[i] = (r))
+#define DEFINE_POW_SCALAR(name, T, SQRT, POW)                                 \
+    static void name(int64_t n, const void *x_, double p_, void *out_) {      \
+        const T *restrict x = x_;                                             \
+        T *restrict out = out_;                                               \
+        const T p = (T)p_;                                                    \
+        POW_CASES(T, p, POW_STORE, SQRT, POW)                                 \
+    }
+
+/* gx = g * (p * x^(p-1)), grouped as PyTorch computes it; 0 for p = 0. */
+#define POW_GRAD_STORE(i, r) (out[i] = g[i] * (p * (r)))
+#define DEFINE_POW_SCALAR_GRAD(name, T, SQRT, POW)                            \
+    static void name(int64_t n, const void *x_, const void *g_, double p_,    \
+                     void *out_) {                                            \
+        const T *restrict x = x_;                                             \
+        const T *restrict g = g_;                                             \
+        T *restrict out = out_;                                               \
+        const T p = (T)p_, q = p - 1;                                         \
+        if (p == 0) {                                                         \
+            for (int64_t i = 0; i < n; i++) out[i] = 0;                       \
+            return;                                                           \
+        }                                                                     \
+        POW_CASES(T, q, POW_GRAD_STORE, SQRT, POW)                            \
+    }
+
+/* out = x^y elementwise. */
+#define DEFINE_POW(name, T, POW)                                              \
+    static void name(int64_t n, const void *x_, const void *y_, void *out_) { \
+        const T *restrict x = x_;                                             \
+        const T *restrict y = y_;                                             \
+        T *restrict out = out_;                                               \
+        for (int64_t i = 0; i < n; i++) out[i] = POW(x[i], y[i]);             \
+    }
+
+DEFINE_POW_SCALAR(pow_scalar_f32, float, sqrtf, POW_F32)
+DEFINE_POW_SCALAR(pow_scalar_f64, double, sqrt, POW_F64)
+DEFINE_POW_SCALAR_GRAD(pow_scalar_grad_f32, float, sqrtf, POW_F32)
+DEFINE_POW_SCALAR_GRAD(pow_scalar_grad_f64, double, sqrt, POW_F64)
+DEFINE_POW(pow_f32, float, POW_F32)
+DEFINE_POW(pow_f64, double, POW_F64)
+
 void MG_ISA_FN(mg_fill_unary)(mg_kernel_table *t) {
     const mg_unary_loop_fn loops[MG_NUM_UNARY_OPS][MG_NUM_DTYPES] = {
         {exp_loop_f32, exp_loop_f64},   {log_loop_f32, log_loop_f64},
@@ -220,4 +302,10 @@ void MG_ISA_FN(mg_fill_unary)(mg_kernel_table *t) {
     t->clamp[1] = clamp_f64;
     t->clamp_grad[0] = clamp_grad_f32;
     t->clamp_grad[1] = clamp_grad_f64;
+    t->pow_scalar[0] = pow_scalar_f32;
+    t->pow_scalar[1] = pow_scalar_f64;
+    t->pow_scalar_grad[0] = pow_scalar_grad_f32;
+    t->pow_scalar_grad[1] = pow_scalar_grad_f64;
+    t->pow[0] = pow_f32;
+    t->pow[1] = pow_f64;
 }
