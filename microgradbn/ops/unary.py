@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .. import autograd
 from .._backend import cpu
 from ..autograd import Function, _state
 from ..errors import DTypeError
@@ -125,8 +126,8 @@ def _map(cls, x, name):
     """cls (a _Map) applied to tensor x; the fast path inlines Function.apply."""
     data = _tensor(x, name).data
     handle = x._handle if x._handle_of is data else x._storage_handle()
-    if handle is None:                     # not a C-contiguous float array
-        return cls.apply(x)
+    if handle is None or autograd._anomaly is not None:   # not a C-contiguous float array,
+        return cls.apply(x)                                  # or anomaly mode (it hooks apply)
     out, out_handle = cpu.unary_same(cls.unary_op, data, handle)
     result = _new(Tensor)
     result.data, result._handle, result._handle_of = out, out_handle, out
