@@ -59,6 +59,8 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     """U(-bound, bound) with bound = gain * sqrt(3 / fan), He et al. 2015."""
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"Mode {mode} not supported, please use one of fan_in, fan_out")
+    if tensor.numel() == 0:   # nothing to fill (and a fan of 0), as PyTorch: a no-op
+        return tensor
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     fan = fan_in if mode == "fan_in" else fan_out
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
@@ -67,6 +69,8 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
 
 def xavier_uniform_(tensor, gain=1.0):
     """U(-bound, bound) with bound = gain * sqrt(6 / (fan_in + fan_out)), Glorot & Bengio 2010."""
+    if tensor.numel() == 0:
+        return tensor
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
