@@ -286,6 +286,7 @@ def pow_scalar(x, p):
 def pow_scalar_backward(x, grad, p):
     """grad * (p * x ** (p - 1)); zero when p == 0."""
     x, grad = _contiguous(x), _contiguous(grad)
+    _same_layout("pow_scalar_backward: grad", grad, x)
     out = empty_like(x)
     status = lib.mg_pow_scalar_backward(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x),
                                         ffi.from_buffer(grad), p, ffi.from_buffer(out))
@@ -297,6 +298,7 @@ def pow_scalar_backward(x, grad, p):
 def pow(x, y):
     """x ** y elementwise for arrays of one shape and float dtype."""
     x, y = _contiguous(x), _contiguous(y)
+    _same_layout("pow: y", y, x)
     out = empty_like(x)
     status = lib.mg_pow(DTYPE_CODES[x.dtype], x.size, ffi.from_buffer(x), ffi.from_buffer(y),
                         ffi.from_buffer(out))
