@@ -26,6 +26,7 @@ import inspect
 import math
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -324,9 +325,9 @@ def bad_arrays(draw, dtypes=DTYPES):
     dtype = draw(st.sampled_from(dtypes))
     shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=3))
     fill = draw(st.sampled_from(FLOATS + [1.0, -1.0, 3.0]))
-    with np.errstate(all="ignore"), np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
-        sup.filter(np.exceptions.ComplexWarning)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
         a = np.full(shape, fill).astype(dtype)
     layout = draw(st.sampled_from(["c", "transposed", "reversed", "broadcast", "fortran"]))
     if layout == "transposed":

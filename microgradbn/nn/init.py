@@ -67,6 +67,16 @@ def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     return uniform_(tensor, -bound, bound)
 
 
+def layer_defaults_(weight, bias=None):
+    """PyTorch's default initialisation of Linear and Conv2d: the weight from
+    kaiming_uniform_(a=sqrt(5)), the bias (if any) from U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)
+
+
 def xavier_uniform_(tensor, gain=1.0):
     """U(-bound, bound) with bound = gain * sqrt(6 / (fan_in + fan_out)), Glorot & Bengio 2010."""
     if tensor.numel() == 0:
