@@ -24,6 +24,7 @@ from .cpu import (  # noqa: F401  (the op codes are the CPU backend's, re-export
     OP_MUL, OP_SUB, REDUCE_MAX, REDUCE_MIN, REDUCE_SUM, UNARY_ABS, UNARY_EXP, UNARY_LOG, UNARY_NEG,
     UNARY_RELU, UNARY_SIGMOID, UNARY_SQRT, UNARY_TANH, raise_status,
 )
+from .cpu import _flat_stride  # batched matmul splits batches the same way on both devices
 
 
 def _default_pocl_cache_dir():
@@ -420,22 +421,6 @@ def _batch_view(view, batch_shape):
     pad = len(batch_shape) - len(lead)
     batch_strides = (0,) * pad + tuple(0 if size == 1 else s for size, s in zip(lead, lead_strides))
     return x, offset, batch_shape, batch_strides + strides[-2:]
-
-
-def _flat_stride(strides, shape):
-    """The one stride s that walks the axes of shape in C order as one flat
-    index (strides[d] == s * prod(shape[d+1:]) on every axis longer than 1), or None."""
-    flat, inner = None, 1
-    for stride, size in zip(reversed(strides), reversed(shape)):
-        if size != 1:
-            if flat is None:
-                if stride % inner:
-                    return None
-                flat = stride // inner
-            elif stride != flat * inner:
-                return None
-        inner *= size
-    return 0 if flat is None else flat
 
 
 def _matmul_batched(dtype, m, n, k, av, bv, cv, accumulate):
