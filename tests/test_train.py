@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import microgradbn as mg
-from microgradbn import nn, optim, train
+from microgradbn import train
 from microgradbn.datasets import load_mnist
 
+from nn_helpers import train_side_by_side
 
 
 def test_main_short_run_prints_progress_and_saves(tmp_path, capsys):
@@ -66,29 +67,8 @@ def _mlp(bn, backend):
     ("Adam", dict(lr=1e-3, weight_decay=1e-4)),
 ])
 def test_training_matches_torch(bn, name, kwargs):
-    torch = pytest.importorskip("torch")
-    mg.manual_seed(0)
-    mine = _mlp(bn, nn).double()
-    theirs = _mlp(bn, torch.nn).double()
-    theirs.load_state_dict({k: torch.from_numpy(v.data.copy()) for k, v in mine.state_dict().items()})
-    opt = getattr(optim, name)(mine.parameters(), **kwargs)
-    ref = getattr(torch.optim, name)(theirs.parameters(), **kwargs)
+    pytest.importorskip("torch")
     x, y = load_mnist("train", dtype=np.float64)
-    order = np.random.default_rng(0).permutation(len(y))
-    for step in range(20):
-        rows = order[step * 32:(step + 1) * 32]
-        loss = mg.nn.functional.cross_entropy(mine(mg.tensor(x[rows])), mg.tensor(y[rows]))
-        ref_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x[rows])), torch.from_numpy(y[rows]))
-        for o, l in ((opt, loss), (ref, ref_loss)):
-            o.zero_grad()
-            l.backward()
-            o.step()
-        np.testing.assert_allclose(loss.item(), ref_loss.item(), rtol=1e-6)
-    mine.eval()
-    theirs.eval()
     x_test = load_mnist("test", dtype=np.float64)[0][:100]
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(x_test)).numpy()
-    np.testing.assert_allclose(mine(mg.tensor(x_test)).data, expected, rtol=1e-6, atol=1e-9)
-    for key, value in theirs.state_dict().items():
-        np.testing.assert_allclose(mine.state_dict()[key].data, value.numpy(), rtol=1e-6, atol=1e-9)
+    train_side_by_side(lambda backend: _mlp(bn, backend), name, kwargs, x, y, x_test,
+                       batch_size=32, seed=0)

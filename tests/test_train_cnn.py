@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 import microgradbn as mg
-from microgradbn import nn, optim, train
+from microgradbn import train
 from microgradbn.datasets import load_mnist
+
+from nn_helpers import train_side_by_side
 
 
 def _cnn(backend):
@@ -25,35 +27,11 @@ def _cnn(backend):
     ("Adam", dict(lr=2e-3, weight_decay=1e-4)),
 ])
 def test_cnn_training_matches_torch(name, kwargs):
-    torch = pytest.importorskip("torch")
-    mg.manual_seed(1)
-    mine = _cnn(nn).double()
-    theirs = _cnn(torch.nn).double()
-    theirs.load_state_dict({k: torch.from_numpy(v.data.copy()) for k, v in mine.state_dict().items()})
-    opt = getattr(optim, name)(mine.parameters(), **kwargs)
-    ref = getattr(torch.optim, name)(theirs.parameters(), **kwargs)
+    pytest.importorskip("torch")
     x, y = load_mnist("train", dtype=np.float64, flatten=False)
-    order = np.random.default_rng(1).permutation(len(y))
-    losses = []
-    for step in range(20):
-        rows = order[step * 16:(step + 1) * 16]
-        loss = mg.nn.functional.cross_entropy(mine(mg.tensor(x[rows])), mg.tensor(y[rows]))
-        ref_loss = torch.nn.functional.cross_entropy(theirs(torch.from_numpy(x[rows])), torch.from_numpy(y[rows]))
-        for o, l in ((opt, loss), (ref, ref_loss)):
-            o.zero_grad()
-            l.backward()
-            o.step()
-        np.testing.assert_allclose(loss.item(), ref_loss.item(), rtol=1e-6)
-        losses.append(loss.item())
-    assert np.mean(losses[-5:]) < np.mean(losses[:5])  # it learns, so the comparison means something
-    mine.eval()
-    theirs.eval()
     x_test = load_mnist("test", dtype=np.float64, flatten=False)[0][:50]
-    with torch.no_grad():
-        expected = theirs(torch.from_numpy(x_test)).numpy()
-    np.testing.assert_allclose(mine(mg.tensor(x_test)).data, expected, rtol=1e-6, atol=1e-9)
-    for key, value in theirs.state_dict().items():
-        np.testing.assert_allclose(mine.state_dict()[key].data, value.numpy(), rtol=1e-6, atol=1e-9)
+    losses = train_side_by_side(_cnn, name, kwargs, x, y, x_test, batch_size=16, seed=1)
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])  # it learns, so the comparison means something
 
 
 def test_main_cnn_short_run_learns(tmp_path, capsys):
