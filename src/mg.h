@@ -287,6 +287,22 @@ mg_status mg_avg_pool2d_forward(int dtype, int64_t batch, int64_t channels, int6
 mg_status mg_avg_pool2d_backward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
                                  const mg_window2d_t *window, const void *dout, void *dx);
 
+/* ---- optimizer steps (api_optim.c, cpu/optim.c) ---------------------------- */
+
+/* One in-place step over n contiguous elements of dtype, as torch.optim (the
+ * formulas of mg_cl_sgd_step / mg_cl_adam_step below, the same arguments):
+ * the same order of operations, each hyper-parameter rounded to the dtype,
+ * so the bits are torch.optim's (and the same on every ISA and thread count).
+ * SGD: momentum_buffer may be NULL when momentum == 0; first_step != 0 sets
+ * it to the (decayed) gradient. Adam: step >= 1 counts this step; decoupled
+ * != 0 is AdamW. Hyper-parameters must be finite, betas in [0, 1). */
+mg_status mg_sgd_step(int dtype, int64_t n, void *param, const void *grad, void *momentum_buffer,
+                      double lr, double momentum, double dampening, double weight_decay,
+                      int nesterov, int first_step);
+mg_status mg_adam_step(int dtype, int64_t n, void *param, const void *grad, void *exp_avg,
+                       void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int64_t step, int decoupled);
+
 /* ---- OpenCL ---- (src/opencl/, api_opencl.c, api_opencl_nn.c) ----------- */
 
 /* libOpenCL is opened with dlopen on the first call of any mg_cl_ function

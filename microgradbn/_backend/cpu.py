@@ -677,3 +677,33 @@ def avg_pool2d_backward(shape, grad, kernel, stride, padding):
     if status:
         raise_status(status)
     return dx
+
+
+# ---- optimizer steps (in place; the names and arguments of opencl.py's) -----
+
+def _state_array(name, array, param):
+    """The C step updates array in place as if it had param's layout: check it."""
+    if array.shape != param.shape or array.dtype != param.dtype or not array.flags.c_contiguous:
+        raise _ShapeError(f"{name}: expected a C-contiguous {param.dtype} array of shape {param.shape}, "
+                          f"got {array.dtype} {array.shape}")
+    return ffi.from_buffer(array, require_writable=name != "grad")
+
+
+def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov, first_step):
+    """One SGD step on param (and momentum_buffer, which may be None when momentum == 0)."""
+    buf = ffi.NULL if momentum_buffer is None else _state_array("momentum_buffer", momentum_buffer, param)
+    status = lib.mg_sgd_step(DTYPE_CODES[param.dtype], param.size, _state_array("param", param, param),
+                             _state_array("grad", grad, param), buf, lr, momentum, dampening,
+                             weight_decay, int(nesterov), int(first_step))
+    if status:
+        raise_status(status)
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay, step, decoupled):
+    """One Adam step (AdamW when decoupled) on param, exp_avg and exp_avg_sq; step counts from 1."""
+    status = lib.mg_adam_step(DTYPE_CODES[param.dtype], param.size, _state_array("param", param, param),
+                              _state_array("grad", grad, param), _state_array("exp_avg", exp_avg, param),
+                              _state_array("exp_avg_sq", exp_avg_sq, param), lr, beta1, beta2, eps,
+                              weight_decay, step, int(decoupled))
+    if status:
+        raise_status(status)

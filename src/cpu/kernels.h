@@ -127,6 +127,24 @@ typedef void (*mg_max_pool_backward_fn)(const mg_conv_geometry *g, const void *x
 /* dx (channels, h, w) = dout spread evenly over each window (written). */
 typedef void (*mg_avg_pool_backward_fn)(const mg_conv_geometry *g, const void *dout, void *dx);
 
+/* optimizer steps (cpu/optim.c): the hyper-parameters in double; each
+ * kernel rounds them to its dtype as torch.optim does. */
+typedef struct {
+    double lr, momentum, dampening, weight_decay;
+    int nesterov, first_step;
+} mg_sgd_args;
+typedef struct {
+    double weight_decay, beta1, beta2, eps;
+    double decay;                /* AdamW's 1 - lr*weight_decay */
+    double step_size, bc2_sqrt;  /* lr/(1 - beta1^t), sqrt(1 - beta2^t) */
+    int decoupled;
+} mg_adam_args;
+/* One SGD / Adam step over n elements of p, grad and the state, in place. */
+typedef void (*mg_sgd_fn)(int64_t n, void *p, const void *grad, void *momentum_buffer,
+                          const mg_sgd_args *a);
+typedef void (*mg_adam_fn)(int64_t n, void *p, const void *grad, void *exp_avg, void *exp_avg_sq,
+                           const mg_adam_args *a);
+
 /* One member per family; each family's kernel types sit in its own block. */
 typedef struct {
     /* elementwise */
@@ -156,6 +174,9 @@ typedef struct {
     mg_max_pool_backward_fn max_pool_backward[MG_NUM_DTYPES];
     mg_pool_forward_fn avg_pool_forward[MG_NUM_DTYPES];
     mg_avg_pool_backward_fn avg_pool_backward[MG_NUM_DTYPES];
+    /* optim */
+    mg_sgd_fn sgd[MG_NUM_DTYPES];
+    mg_adam_fn adam[MG_NUM_DTYPES];
 } mg_kernel_table;
 
 /* The table of the active ISA (dispatch.c). */
@@ -175,7 +196,8 @@ extern const mg_kernel_table *mg_kernels;
     X(unary)                  \
     X(matmul)                 \
     X(batchnorm)              \
-    X(conv)
+    X(conv)                   \
+    X(optim)
 
 #define MG_DECLARE_FAMILY(family) MG_DECLARE_FILL(mg_fill_##family)
 MG_KERNEL_FAMILIES(MG_DECLARE_FAMILY)
