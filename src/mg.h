@@ -434,8 +434,10 @@ typedef enum { MG_CL_BOOL = 2, MG_CL_INT64 = 3 } mg_cl_dtype;
  * += with accumulate = 1 (float dst of src's dtype only). Conversions as
  * NumPy's astype: floats round to nearest; to bool, non-zero (NaN too) is
  * 1; float to int64 rounds toward zero, saturating, NaN giving 0. src
- * strides may be negative or 0 (broadcast); dst must not write an element
- * twice (MG_ERR_ARG), nor overlap src when both are one buffer. float64 on
+ * strides may be negative or 0 (broadcast). dst's axes, sorted by |stride|,
+ * must each step past all that the shorter-strided ones reach (so no element
+ * is written twice; every view of a contiguous array qualifies), else
+ * MG_ERR_ARG; src and dst in one buffer must not overlap. float64 on
  * either side needs cl_khr_fp64. This is .contiguous(), views written into
  * (cat, stack, the backward of slicing: accumulate into a view of zeros) and
  * astype. */

@@ -84,6 +84,12 @@ def test_astype_matches_numpy(src, dst, n):
     np.testing.assert_array_equal(got.numpy(), x.astype(dst))
 
 
+@pytest.mark.parametrize("dtype, value", [(np.bool_, True), (np.int64, 2**62 + 1), (np.float32, -1.5)])
+@pytest.mark.parametrize("shape", [(), (7,), (3, 33), (0, 2)])
+def test_full_of_every_dtype(dtype, value, shape):
+    np.testing.assert_array_equal(cl.full(shape, value, dtype).numpy(), np.full(shape, value, dtype))
+
+
 def test_astype_special_values():
     x = np.array([np.nan, np.inf, -np.inf, -0.0, 2.9, -2.9, 1e30], np.float32)
     np.testing.assert_array_equal(cl.astype(cl.to_device(x), bool).numpy(), x.astype(bool))

@@ -229,8 +229,14 @@ def empty(shape, dtype, device=0):
 
 
 def full(shape, value, dtype, device=0):
+    """An array of shape filled with value; bool and int64 ones are one value
+    of the dtype broadcast (stride 0) by copy_strided, so every int64 is exact."""
     out = ClArray(shape, dtype, device)
-    _check(lib.mg_cl_fill(_dtype_code(out.dtype), out.buffer, out.size, value))
+    if out.dtype in DTYPE_CODES:
+        _check(lib.mg_cl_fill(_dtype_code(out.dtype), out.buffer, out.size, value))
+    elif out.size:
+        one = ClArray.from_numpy(np.array(value, out.dtype), device)
+        copy_strided(out, 0, _strides(out.shape), one, 0, [0] * out.ndim, out.shape)
     return out
 
 
