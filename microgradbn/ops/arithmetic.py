@@ -9,6 +9,9 @@ Python number takes the tensor's dtype (an int tensor with a float number
 gives float32); a 0-d float tensor does not promote a float tensor with
 dimensions.
 
+Device: the backend (cpu or opencl) comes from the operands' storage
+(_backend.backend_pair); a number becomes a 0-d array on the tensor's device.
+
 Per-call cost: two tensors of one shape, one float dtype, both C-contiguous
 (the common case) skip the general machinery: `_elementwise` calls the C
 kernel with each tensor's cached storage pointer and wires the graph node
@@ -16,8 +19,8 @@ directly. Each op's `setup` records what its backward needs, for both paths.
 """
 import numpy as np
 
-from .. import autograd
-from .._backend import cpu
+from .. import _backend, autograd
+from .._backend import ClArray, backend, backend_pair, cpu, require
 from ..autograd import Function, _state, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor, _to_array
@@ -37,9 +40,12 @@ def _operands(a, b):
 
 def _scalar_array(value, like):
     if isinstance(value, (bool, int, float, np.number)):
-        dtype = like.data.dtype
+        data = like.data
+        dtype = data.dtype
         if isinstance(value, (float, np.floating)) and dtype not in _FLOATS:
             dtype = np.dtype(np.float32)
+        if type(data) is ClArray:
+            return _backend.scalar(value, dtype, data)
         return np.asarray(value, dtype=dtype)
     return _to_array(value)
 
@@ -78,10 +84,11 @@ def broadcast_shape(x, y, op_name):
 
 
 def binary_forward(op_code, numpy_fn, x, y, op_name):
-    """x op y with broadcasting and type promotion, on the C kernels for floats."""
+    """x op y with broadcasting and type promotion, on the backend's kernels for floats."""
+    xp = backend_pair(x, y)
     dtype = x.dtype
-    if dtype is y.dtype and dtype in _FLOATS and x.flags.c_contiguous:  # the common cases first
-        if y.ndim == 0:                                               # array op number
+    if xp is cpu and dtype is y.dtype and dtype in _FLOATS and x.flags.c_contiguous:  # the common cases
+        if y.ndim == 0:                                                              # array op number
             return cpu.binary_scalar(op_code, x, y)[0]
         if x.shape == y.shape and y.flags.c_contiguous:
             return cpu.binary(op_code, x, y, x.shape, dtype)
@@ -89,7 +96,7 @@ def binary_forward(op_code, numpy_fn, x, y, op_name):
     dtype = result_dtype(x, y)
     if dtype not in _FLOATS:
         return numpy_fn(x, y)
-    return cpu.binary(op_code, x.astype(dtype, copy=False), y.astype(dtype, copy=False), shape, dtype)
+    return xp.binary(op_code, x.astype(dtype, copy=False), y.astype(dtype, copy=False), shape, dtype)
 
 
 def _grad_for(grad, shape, dtype):
@@ -129,7 +136,7 @@ class Sub(_Binary):
     op_code, numpy_fn = cpu.OP_SUB, staticmethod(np.subtract)
 
     def backward(self, grad):
-        gy = _grad_for(cpu.unary(cpu.UNARY_NEG, grad), self.y_shape, self.y_dtype) \
+        gy = _grad_for(backend(grad).unary(cpu.UNARY_NEG, grad), self.y_shape, self.y_dtype) \
             if self.needs_input_grad[1] else None
         return _grad_for(grad, self.x_shape, self.x_dtype), gy
 
@@ -158,7 +165,7 @@ class Div(_Binary):
         g_over_y = _div(grad, y)
         gx = _grad_for(g_over_y, x.shape, x.dtype) if self.needs_input_grad[0] else None
         # d(x/y)/dy = -x / y^2 = -(g / y) * (x / y)
-        gy = _grad_for(cpu.unary(cpu.UNARY_NEG, _mul(g_over_y, _div(x, y))), y.shape, y.dtype) \
+        gy = _grad_for(backend(grad).unary(cpu.UNARY_NEG, _mul(g_over_y, _div(x, y))), y.shape, y.dtype) \
             if self.needs_input_grad[1] else None
         return gx, gy
 
@@ -174,11 +181,11 @@ class PowScalar(Function):
             x = x.astype(np.float32)
         self.p = float(p)
         self.save_for_backward(x)
-        return cpu.pow_scalar(x, self.p)
+        return require(backend(x), "pow_scalar", "pow")(x, self.p)
 
     def backward(self, grad):
         x, = self.saved_tensors
-        return cpu.pow_scalar_backward(x, grad.astype(x.dtype, copy=False), self.p)
+        return require(backend(x), "pow_scalar_backward", "pow")(x, grad.astype(x.dtype, copy=False), self.p)
 
 
 def _broadcast_pair(x, y, shape, dtype):
@@ -194,6 +201,8 @@ class Pow(Function):
         dx = g y x^(y-1), 0 where y = 0;   dy = g x^y log x, 0 where x = 0 and y >= 0."""
 
     def forward(self, x, y):
+        if backend_pair(x, y) is not cpu:    # backward needs comparisons and where there
+            raise NotImplementedError("pow of two tensors is not supported on device opencl yet")
         shape = broadcast_shape(x, y, "pow")
         dtype = result_dtype(x, y)
         if dtype not in _FLOATS:

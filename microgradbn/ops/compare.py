@@ -2,6 +2,7 @@
 both branches: each gets the gradient where it was chosen)."""
 import numpy as np
 
+from .. import _backend
 from ..autograd import Function, unbroadcast
 from ..tensor import Tensor
 from .arithmetic import _operands, broadcast_shape, result_dtype
@@ -10,6 +11,8 @@ from .arithmetic import _operands, broadcast_shape, result_dtype
 def _compare(ufunc, name):
     def compare(a, b):
         a, b = _operands(a, b)
+        if _backend.backend_pair(a.data, b.data) is not _backend.cpu:
+            raise _backend.not_supported(name)
         broadcast_shape(a.data, b.data, name)
         return Tensor._wrap(ufunc(a.data, b.data))
 
@@ -28,6 +31,8 @@ ge = _compare(np.greater_equal, "ge")
 
 class Where(Function):
     def forward(self, condition, x, y):
+        if _backend.backend_of(condition, x, y) is not _backend.cpu:
+            raise _backend.not_supported("where")
         shape = broadcast_shape(condition, np.empty(broadcast_shape(x, y, "where")), "where")
         self.condition = np.broadcast_to(condition, shape)
         self.x_shape, self.y_shape = x.shape, y.shape

@@ -5,9 +5,16 @@ casts, indexing, cat and stack.
 Views stay views (NumPy strides, as PyTorch's), so `x.T @ y` or
 `x[:, ::2] + 1` copy nothing; the C kernels take strides. Each backward
 puts the gradient back where the elements came from.
+
+On an OpenCL device storage is always contiguous (ClArray): reshape is a
+view there too, expand is written out, and the ops that need a strided copy
+(permute/transpose, indexing, cat, stack) raise NotImplementedError until
+the device has that kernel.
 """
 import numpy as np
 
+from .. import _backend
+from .._backend import ClArray
 from ..autograd import Function, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor, _as_dtype
@@ -49,7 +56,7 @@ def infer_shape(shape, size):
 class Reshape(Function):
     def forward(self, x, shape, view):
         self.in_shape = x.shape
-        if not view:
+        if not view or type(x) is ClArray:     # (a ClArray is contiguous: any shape is a view)
             return x.reshape(shape)
         try:
             return np.reshape(x, shape, copy=False)
@@ -64,6 +71,8 @@ class Reshape(Function):
 
 class Permute(Function):
     def forward(self, x, dims):
+        if type(x) is ClArray:
+            raise _backend.not_supported("permute/transpose")
         self.dims = dims
         return x.transpose(dims)
 
@@ -77,7 +86,7 @@ class Permute(Function):
 class Expand(Function):
     def forward(self, x, shape):
         self.in_shape = x.shape
-        return np.broadcast_to(x, shape)
+        return _backend.broadcast_to(x, shape)
 
     def backward(self, grad):
         return unbroadcast(grad, self.in_shape)
@@ -87,7 +96,7 @@ class Copy(Function):
     """contiguous() and clone(): a fresh C-ordered copy; the gradient passes through."""
 
     def forward(self, x):
-        return np.array(x, order="C", copy=True)
+        return x.copy() if type(x) is ClArray else np.array(x, order="C", copy=True)
 
     def backward(self, grad):
         return grad
@@ -118,6 +127,7 @@ def _is_basic(index):
 
 class Index(Function):
     def forward(self, x, index):
+        _backend.unsupported(x, "indexing")
         self.in_shape, self.index, self.basic = x.shape, index, _is_basic(index)
         out = x[index]
         return out if isinstance(out, np.ndarray) else np.asarray(out)
@@ -133,6 +143,8 @@ class Index(Function):
 
 class Cat(Function):
     def forward(self, *arrays, dim):
+        if _backend.backend_of(*arrays) is not _backend.cpu:
+            raise _backend.not_supported("cat")
         self.dim, self.sizes = dim, [a.shape[dim] for a in arrays]
         self.dtypes = [a.dtype for a in arrays]
         return np.concatenate(arrays, axis=dim, dtype=_common_dtype(arrays))
@@ -145,6 +157,8 @@ class Cat(Function):
 
 class Stack(Function):
     def forward(self, *arrays, dim):
+        if _backend.backend_of(*arrays) is not _backend.cpu:
+            raise _backend.not_supported("stack")
         self.dim, self.dtypes = dim, [a.dtype for a in arrays]
         return np.stack(arrays, axis=dim, dtype=_common_dtype(arrays))
 
@@ -263,7 +277,7 @@ def expand_as(x, other):
 
 
 def contiguous(x):
-    return x if x.data.flags.c_contiguous else Copy.apply(x)
+    return x if type(x.data) is ClArray or x.data.flags.c_contiguous else Copy.apply(x)
 
 
 def clone(x):
@@ -271,20 +285,43 @@ def clone(x):
 
 
 def to(x, *args, dtype=None, device=None):
-    """x.to(dtype), x.to("cpu"), x.to(device, dtype)."""
+    """x.to(dtype), x.to("cpu"), x.to("opencl") (or "opencl:<i>"), x.to(device, dtype).
+    Moving is differentiable: the gradient goes back to x's device. A cast
+    runs on the CPU side of a move (before it to a device, after it back)."""
     for a in args:
         if isinstance(a, str):
             device = a
         else:
             dtype = a
-    if device not in (None, "cpu"):
-        raise RuntimeError(f"device {device!r} is not available; this build has the 'cpu' device")
     dtype = _as_dtype(dtype)
+    if device is None:
+        return _cast(x, dtype)
+    index = _backend.parse_device(device)
+    if index is None:                                   # to the CPU
+        return _cast(x if not x.is_opencl else Move.apply(x, index=None), dtype)
+    if x.is_opencl and x.data.device == index:
+        return _cast(x, dtype)
+    return Move.apply(_cast(x, dtype) if not x.is_opencl else x, index=index)
+
+
+def _cast(x, dtype):
     if dtype is None or dtype == x.dtype:
         return x
     if x.requires_grad and dtype.kind != "f":
         return Tensor._wrap(x.data.astype(dtype))
     return Cast.apply(x, dtype=dtype)
+
+
+class Move(Function):
+    """x copied to another device (index: an OpenCL device, None: the CPU);
+    the gradient is copied back to x's device."""
+
+    def forward(self, x, index):
+        self.source = x.device if type(x) is _backend.ClArray else None
+        return _backend.to_host(x) if index is None else _backend.to_device(x, index)
+
+    def backward(self, grad):
+        return _backend.to_host(grad) if self.source is None else _backend.to_device(grad, self.source)
 
 
 def getitem(x, index):
