@@ -362,10 +362,10 @@ class Tensor:
         return self
 
     def add_(self, other, alpha=1):
-        return self._inplace(np.add, other if alpha == 1 else _ops.mul(other, alpha).data)
+        return self._inplace(np.add, _times(other, alpha))
 
     def sub_(self, other, alpha=1):
-        return self._inplace(np.subtract, other if alpha == 1 else _ops.mul(other, alpha).data)
+        return self._inplace(np.subtract, _times(other, alpha))
 
     def mul_(self, other):
         return self._inplace(np.multiply, other)
@@ -387,6 +387,13 @@ class Tensor:
     __isub__ = sub_
     __imul__ = mul_
     __itruediv__ = div_
+
+
+def _times(other, alpha):
+    """other * alpha for add_/sub_ (other a tensor or a number)."""
+    if alpha == 1:
+        return other
+    return _ops.mul(other, alpha).data if isinstance(other, Tensor) else other * alpha
 
 
 _INPLACE_OPS = {np.add: cpu.OP_ADD, np.subtract: cpu.OP_SUB, np.multiply: cpu.OP_MUL, np.true_divide: cpu.OP_DIV}

@@ -31,8 +31,6 @@ ge = _compare(np.greater_equal, "ge")
 
 class Where(Function):
     def forward(self, condition, x, y):
-        if _backend.backend_of(condition, x, y) is not _backend.cpu:
-            raise _backend.not_supported("where")
         shape = broadcast_shape(condition, np.empty(broadcast_shape(x, y, "where")), "where")
         self.condition = np.broadcast_to(condition, shape)
         self.x_shape, self.y_shape = x.shape, y.shape
@@ -50,6 +48,8 @@ class Where(Function):
 
 def where(condition, x, y):
     """x where condition is true, else y (broadcast together)."""
+    if any(isinstance(t, Tensor) and t.is_opencl for t in (condition, x, y)):
+        raise _backend.not_supported("where")
     if not isinstance(condition, Tensor):
         condition = Tensor._wrap(np.asarray(condition, dtype=bool))
     elif condition.dtype != np.bool_:
