@@ -43,7 +43,7 @@ def _to_array(data, dtype=None, copy=True):
     """NumPy array of a supported dtype, native byte order (tensor() semantics)."""
     dtype = _as_dtype(dtype)
     if isinstance(data, Tensor):
-        data = data.data
+        data = _backend.to_host(data.data)      # (a tensor on a device is copied from there)
     if isinstance(data, np.generic):   # a NumPy scalar keeps its dtype, as an array would
         data = np.asarray(data)
     if isinstance(data, np.ndarray):

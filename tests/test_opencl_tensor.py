@@ -403,6 +403,30 @@ def test_module_to_moves_parameters_and_buffers_in_place():
 
 
 @needs_device
+def test_parameters_init_and_copies_of_device_tensors():
+    d = mg.tensor([1.0, 2.0], device="opencl")
+    p = nn.Parameter(d)
+    assert p.data is d.data and p.requires_grad and p.device == "opencl:0"   # shares the storage
+    copy = mg.tensor(d)
+    assert copy.device == "cpu" and copy.tolist() == [1.0, 2.0]
+    layer = nn.Linear(4, 3).to("opencl")
+    nn.init.zeros_(layer.bias)
+    nn.init.constant_(layer.weight, 0.5)
+    assert np.array_equal(layer.bias.detach().numpy(), np.zeros(3)) and layer.bias.device == "opencl:0"
+    assert np.array_equal(layer.weight.detach().numpy(), np.full((3, 4), 0.5, np.float32))
+    host = nn.Linear(4, 3)
+    for weight in (layer.weight, host.weight):      # the same draws on either device
+        mg.manual_seed(1)
+        nn.init.kaiming_uniform_(weight)
+    assert np.array_equal(layer.weight.detach().numpy(), host.weight.detach().numpy())
+    bn = nn.BatchNorm1d(3).to("opencl")
+    bn(mg.randn(4, 3, device="opencl"))
+    bn.reset_running_stats()
+    assert np.array_equal(bn.running_mean.numpy(), np.zeros(3)) and np.array_equal(bn.running_var.numpy(), np.ones(3))
+    assert bn.num_batches_tracked.item() == 0
+
+
+@needs_device
 def test_save_and_load_from_device(tmp_path):
     model = make_mlp().to("opencl")
     mg.save(model.state_dict(), tmp_path / "m.npz")

@@ -31,6 +31,10 @@ class Parameter(Tensor):
         array = data.data if isinstance(data, Tensor) else data
         if array is None:
             array = np.empty((0,), float32)
+        if type(array) is ClArray:      # a device tensor's storage, shared
+            self.data = array
+            self.requires_grad_(requires_grad)
+            return
         Tensor.__init__(self, array, requires_grad=requires_grad)
         if isinstance(array, np.ndarray) and self.data.dtype == array.dtype:
             self.data = array  # share the storage, as torch.nn.Parameter does
