@@ -379,8 +379,10 @@ class Tensor:
 
     def __setitem__(self, index, value):
         self._check_inplace()
-        _backend.unsupported(self.data, "index assignment")
         value = value.data if isinstance(value, Tensor) else value
+        if type(self.data) is ClArray:
+            _ops.shape.assign(self.data, _ops.shape.plain_index(index), value)
+            return
         self.data[_ops.shape.plain_index(index)] = value
 
     __iadd__ = add_

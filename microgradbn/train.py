@@ -139,7 +139,7 @@ def evaluate(model, x, y, batch_size=1000, device="cpu"):
         for start in range(0, len(y), batch_size):
             logits = model(mg.from_numpy(x[start:start + batch_size]).to(device))
             target = y[start:start + batch_size]
-            total_loss += F.cross_entropy(logits, mg.from_numpy(target), reduction="sum").item()
+            total_loss += F.cross_entropy(logits, mg.from_numpy(target).to(device), reduction="sum").item()
             correct += correct_count(logits, target)
     model.train()
     return total_loss / len(y), correct / len(y)
@@ -172,7 +172,7 @@ def train(args, out=None):
         start = time.perf_counter()
         for xb, yb in loader:
             logits = model(mg.from_numpy(xb).to(args.device))
-            loss = F.cross_entropy(logits, mg.from_numpy(yb))
+            loss = F.cross_entropy(logits, mg.from_numpy(yb).to(args.device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

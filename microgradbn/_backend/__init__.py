@@ -84,12 +84,44 @@ def scalar(value, dtype, like):
     return full((), value, dtype, like)
 
 
+def c_strides(shape):
+    """The element strides of a C-contiguous array of shape (every ClArray's)."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
 def broadcast_to(x, shape):
-    """x broadcast to shape: a stride-0 view on the CPU, x * 1 written out
-    on a device (ClArray is always contiguous; x * 1 is x exactly)."""
-    if type(x) is ClArray:
-        return opencl.binary(cpu.OP_MUL, x, scalar(1, x.dtype, x), shape, x.dtype)
-    return np.broadcast_to(x, shape)
+    """x broadcast to shape: a stride-0 view on the CPU, written out on a
+    device (a ClArray is always contiguous)."""
+    if type(x) is not ClArray:
+        return np.broadcast_to(x, shape)
+    pad = len(shape) - x.ndim
+    strides = (0,) * pad + tuple(0 if n == 1 else s for n, s in zip(x.shape, c_strides(x.shape)))
+    return require(opencl, "contiguous", "expand")(x, 0, tuple(shape), strides)
+
+
+def permuted(x, dims):
+    """x with its axes in the order dims: a view on the CPU, a copy on a device."""
+    if type(x) is not ClArray:
+        return x.transpose(dims)
+    strides = c_strides(x.shape)
+    return require(opencl, "contiguous", "permute/transpose")(
+        x, 0, tuple(x.shape[d] for d in dims), tuple(strides[d] for d in dims))
+
+
+def view_of(shape, index):
+    """(offset, shape, strides) in elements of the view that the basic index
+    (ints, slices, None, Ellipsis) makes of a C-contiguous array of shape:
+    NumPy works it out on a one-byte stand-in that is never read."""
+    stand_in = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape, c_strides(shape))
+    view = stand_in[index]
+    if not isinstance(view, np.ndarray):                 # every axis taken by an int: a 0-d view
+        view = stand_in[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+    offset = view.__array_interface__["data"][0] - stand_in.__array_interface__["data"][0]
+    return offset, view.shape, view.strides
 
 
 def scale(x, factor):
@@ -126,6 +158,8 @@ def parse_device(device):
 
 
 _fp64 = {}
+# What a ClArray may hold: float32/float64, and bool/int64 where the backend has them
+_DEVICE_DTYPES = tuple(getattr(opencl, "STORAGE_CODES", cpu.DTYPE_CODES))
 
 
 def to_device(array, index):
@@ -137,9 +171,9 @@ def to_device(array, index):
             return array
         array = array.numpy()
     dtype = array.dtype
-    if dtype not in cpu.DTYPE_CODES:
+    if dtype not in _DEVICE_DTYPES:
         raise DTypeError(f"{dtype} tensors cannot be moved to device opencl:{index}: "
-                         "OpenCL tensors are float32 or float64")
+                         f"OpenCL tensors are {', '.join(map(str, _DEVICE_DTYPES))}")
     if dtype == np.float64:
         if index not in _fp64:
             _fp64[index] = opencl.device_info(index)["fp64"]

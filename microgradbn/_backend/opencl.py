@@ -200,7 +200,7 @@ class ClArray:
         dtype = np.dtype(dtype)
         if dtype == self.dtype:
             return self.copy() if copy else self
-        cast = globals().get("cast")
+        cast = globals().get("astype")    # (the module's function, from the kernels' section)
         if cast is None:
             raise NotImplementedError(f"casting {self.dtype} to {dtype} is not supported on device opencl yet")
         return cast(self, dtype)

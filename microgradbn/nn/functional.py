@@ -17,7 +17,7 @@ OpenCL device does not have yet.
 import numpy as np
 
 from .. import _backend, creation
-from .._backend import ClArray, backend, backend_of, cpu
+from .._backend import ClArray, backend, backend_of, cpu, require
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
 from ..ops import reduce_sum_array, unary
@@ -159,28 +159,10 @@ def _scale_per_row(grad, reduction, n):
     return _backend.divide(grad, n) if reduction == "mean" else grad
 
 
-def _one_hot(target, like):
-    """(N, C) of like's dtype and device: 1 at [i, target[i]], else 0. The
-    targets are class indices on the CPU (int64 tensors do not live on the
-    OpenCL device yet), so on a device this is built on the host and copied
-    there, as the batch's input is."""
-    onehot = np.zeros(like.shape, like.dtype)
-    onehot[np.arange(len(target)), target] = 1
-    return _backend.to_device(onehot, like.device)
-
-
-def _device_log_softmax(x):
-    """log softmax of (N, C) device x over its rows: x - max - log(sum exp(x - max))."""
-    xp, shape, dtype = backend(x), x.shape, x.dtype
-    shifted = xp.binary(cpu.OP_SUB, x, xp.reduce(cpu.REDUCE_MAX, x, (1,)).reshape(shape[0], 1), shape, dtype)
-    sums = xp.reduce(cpu.REDUCE_SUM, xp.unary(cpu.UNARY_EXP, shifted), (1,)).reshape(shape[0], 1)
-    return xp.binary(cpu.OP_SUB, shifted, xp.unary(cpu.UNARY_LOG, sums), shape, dtype)
-
-
-def _picked(x, onehot):
-    """x[i, t_i] for each row, as the row sums of x * onehot, on x's device."""
-    xp = backend(x)
-    return xp.reduce(cpu.REDUCE_SUM, xp.binary(cpu.OP_MUL, x, onehot, x.shape, x.dtype), (1,))
+def _row_grad(grad, reduction, n):
+    """The upstream grad of a classification loss as one factor per row:
+    (n,) for 'none', one value otherwise (grad / n for 'mean')."""
+    return _backend.divide(grad, n) if reduction == "mean" else grad
 
 
 def _check_classification(name, input, target, reduction):
@@ -199,9 +181,14 @@ def _check_classification(name, input, target, reduction):
                          f"{tuple(input.shape)} and target {tuple(target.shape)}")
     classes = input.shape[1]
     index = target.astype(np.int64, copy=False)
-    # Seen as unsigned, a negative index is huge: one max finds both kinds of bad index.
-    if index.size and index.view(np.uint64).max() >= classes:
-        bad = target[(target < 0) | (target >= classes)][0]
+    backend_of(input.data, index)
+    if type(index) is ClArray:        # (the one check here that waits for the device)
+        bad = require(backend(index), "bad_class_index", name)(index, classes)
+    else:
+        # Seen as unsigned, a negative index is huge: one max finds both kinds of bad index.
+        bad = target[(target < 0) | (target >= classes)][0] \
+            if index.size and index.view(np.uint64).max() >= classes else None
+    if bad is not None:
         raise IndexError(f"{name}: target {bad} is out of bounds: class indices must be in "
                          f"[0, {classes - 1}] for input with {classes} classes")
     return index
@@ -236,18 +223,15 @@ class CrossEntropy(Function):
         dx *= _scale_per_row(grad, self.reduction, len(dx))
         return dx, None
 
-    # On a device: the same math from kernels, with the targets as a one-hot matrix.
+    # On a device: the backend's fused kernels (log-softmax, a gather at the targets, and back).
     def _device_forward(self, x, target, reduction):
-        xp = backend(x)
-        log_probs, onehot = _device_log_softmax(x), _one_hot(target, x)
-        self.save_for_backward(xp.unary(cpu.UNARY_EXP, log_probs), onehot)
-        return _reduce(xp.unary(cpu.UNARY_NEG, _picked(log_probs, onehot)), reduction)
+        losses, log_probs = backend(x).cross_entropy_forward(x, target)
+        self.save_for_backward(log_probs, target)
+        return _reduce(losses, reduction)
 
-    def _device_backward(self, grad, probs, onehot):
-        xp = backend(probs)
-        dx = xp.binary(cpu.OP_SUB, probs, onehot, probs.shape, probs.dtype)
-        scale = _scale_per_row(grad, self.reduction, probs.shape[0])
-        return xp.binary(cpu.OP_MUL, dx, scale, dx.shape, dx.dtype)
+    def _device_backward(self, grad, log_probs, target):
+        row_grad = _row_grad(grad, self.reduction, log_probs.shape[0])
+        return backend(log_probs).cross_entropy_backward(log_probs, target, row_grad)
 
 
 class NLLLoss(Function):
@@ -255,16 +239,14 @@ class NLLLoss(Function):
 
     def forward(self, x, target, reduction):
         self.shape, self.target, self.reduction = x.shape, target, reduction
-        if type(x) is ClArray:          # with the targets as a one-hot matrix (see _one_hot)
-            self.target = _one_hot(target, x)
-            return _reduce(backend(x).unary(cpu.UNARY_NEG, _picked(x, self.target)), reduction)
+        if type(x) is ClArray:          # a gather at the targets on the device
+            return _reduce(backend(x).nll_forward(x, target), reduction)
         return np.asarray(_reduce(-x[np.arange(len(x)), target], reduction), dtype=x.dtype)
 
     def backward(self, grad):
-        if type(self.target) is ClArray:
-            xp, onehot = backend(grad), self.target
-            scale = _scale_per_row(xp.unary(cpu.UNARY_NEG, grad), self.reduction, self.shape[0])
-            return xp.binary(cpu.OP_MUL, onehot, scale, onehot.shape, onehot.dtype), None
+        if type(grad) is ClArray:
+            row_grad = _row_grad(grad, self.reduction, self.shape[0])
+            return backend(grad).nll_backward(row_grad, self.target, self.shape[1]), None
         dx = np.zeros(self.shape, grad.dtype)
         dx[np.arange(len(dx)), self.target] = -_scale_per_row(grad, self.reduction, len(dx)).reshape(-1)
         return dx, None

@@ -190,9 +190,12 @@ class PowScalar(Function):
 
 def _broadcast_pair(x, y, shape, dtype):
     """x and y in dtype, as C-contiguous arrays of the broadcast shape."""
-    return tuple(a if a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
-                 else np.ascontiguousarray(np.broadcast_to(a.astype(dtype, copy=False), shape))
-                 for a in (x, y))
+    def one(a):
+        if a.shape == shape and a.dtype == dtype and (type(a) is ClArray or a.flags.c_contiguous):
+            return a
+        b = _backend.broadcast_to(a.astype(dtype, copy=False), shape)
+        return b if type(b) is ClArray else np.ascontiguousarray(b)
+    return one(x), one(y)
 
 
 class Pow(Function):
@@ -201,28 +204,31 @@ class Pow(Function):
         dx = g y x^(y-1), 0 where y = 0;   dy = g x^y log x, 0 where x = 0 and y >= 0."""
 
     def forward(self, x, y):
-        if backend_pair(x, y) is not cpu:    # backward needs comparisons and where there
-            raise NotImplementedError("pow of two tensors is not supported on device opencl yet")
+        xp = backend_pair(x, y)
         shape = broadcast_shape(x, y, "pow")
         dtype = result_dtype(x, y)
         if dtype not in _FLOATS:
             return np.power(x.astype(dtype, copy=False), y.astype(dtype, copy=False))
+        pow_fn = require(xp, "pow", "pow")
         xb, yb = _broadcast_pair(x, y, shape, dtype)
-        out = cpu.pow(xb, yb)
+        out = pow_fn(xb, yb)
         self.save_for_backward(xb, yb, out)
         self.x_meta, self.y_meta = (x.shape, x.dtype), (y.shape, y.dtype)
         return out
 
     def backward(self, grad):
         x, y, out = self.saved_tensors
+        xp, shape = backend(x), x.shape
         gx = gy = None
-        zero = x.dtype.type(0)
+        zero, one = _backend.scalar(0, x.dtype, x), _backend.scalar(1, x.dtype, x)
         if self.needs_input_grad[0]:
-            power = cpu.pow(x, cpu.binary_scalar(cpu.OP_SUB, y, np.ones((), y.dtype))[0])
-            gx = np.where(y == 0, zero, _mul(grad, _mul(y, power)))
+            power = xp.pow(x, xp.binary(cpu.OP_SUB, y, one, shape, y.dtype))
+            gx = where_arrays(compare_arrays("eq", y, zero), zero, _mul(grad, _mul(y, power)), shape)
             gx = _grad_for(gx, *self.x_meta)
         if self.needs_input_grad[1]:
-            gy = np.where((x == 0) & (y >= 0), zero, _mul(grad, _mul(out, cpu.unary(cpu.UNARY_LOG, x))))
+            gy = _mul(grad, _mul(out, xp.unary(cpu.UNARY_LOG, x)))
+            gy = where_arrays(compare_arrays("eq", x, zero), where_arrays(compare_arrays("ge", y, zero), zero, gy, shape),
+                              gy, shape)                # 0 where x == 0 and y >= 0
             gy = _grad_for(gy, *self.y_meta)
         return gx, gy
 
@@ -301,3 +307,6 @@ def rdiv(a, b):
 
 def rpow(a, b):
     return pow(b, a)
+
+
+from .compare import compare_arrays, where_arrays  # noqa: E402  (compare.py imports this module)

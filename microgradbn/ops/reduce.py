@@ -15,6 +15,7 @@ from .._backend import ClArray, backend, cpu
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from .compare import compare_arrays, where_arrays
 
 _FLOATS = cpu.DTYPE_CODES
 
@@ -149,7 +150,12 @@ class _Extreme(Function):
 
     def backward(self, grad):
         x, out = self.saved_tensors
-        _backend.unsupported(x, f"the backward of {self.name_}")    # needs comparisons there
+        if type(x) is ClArray:
+            xp, kept = backend(x), self.kept
+            mask = compare_arrays("eq", x, out.reshape(kept))
+            count = xp.reduce(cpu.REDUCE_SUM, mask.astype(x.dtype), self.axes).reshape(kept)
+            share = xp.binary(cpu.OP_DIV, grad.reshape(kept), count, kept, x.dtype)
+            return where_arrays(mask, share, _backend.scalar(0, x.dtype, x), x.shape)
         mask = x == out.reshape(self.kept)
         count = np.sum(mask, axis=self.axes, keepdims=True)
         share = grad.reshape(self.kept) / count.astype(grad.dtype)

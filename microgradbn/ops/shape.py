@@ -7,9 +7,10 @@ Views stay views (NumPy strides, as PyTorch's), so `x.T @ y` or
 puts the gradient back where the elements came from.
 
 On an OpenCL device storage is always contiguous (ClArray): reshape is a
-view there too, expand is written out, and the ops that need a strided copy
-(permute/transpose, indexing, cat, stack) raise NotImplementedError until
-the device has that kernel.
+view there too; permute, expand, basic indexing, cat and stack are strided
+copies on the device (opencl.contiguous / copy_strided), with their views
+worked out as NumPy would (_backend.view_of). Indexing with arrays or masks
+is not supported there yet.
 """
 import numpy as np
 
@@ -71,16 +72,14 @@ class Reshape(Function):
 
 class Permute(Function):
     def forward(self, x, dims):
-        if type(x) is ClArray:
-            raise _backend.not_supported("permute/transpose")
         self.dims = dims
-        return x.transpose(dims)
+        return x.transpose(dims) if type(x) is not ClArray else _backend.permuted(x, dims)
 
     def backward(self, grad):
         inverse = [0] * len(self.dims)     # axis d of the output was axis dims[d] of the input
         for d, axis in enumerate(self.dims):
             inverse[axis] = d
-        return grad.transpose(inverse)
+        return _backend.permuted(grad, inverse)
 
 
 class Expand(Function):
@@ -127,12 +126,20 @@ def _is_basic(index):
 
 class Index(Function):
     def forward(self, x, index):
-        _backend.unsupported(x, "indexing")
         self.in_shape, self.index, self.basic = x.shape, index, _is_basic(index)
+        if type(x) is ClArray:             # a strided copy of the view on the device
+            if not self.basic:
+                raise _backend.not_supported("indexing with arrays or masks")
+            self.view = _backend.view_of(x.shape, index)
+            return _backend.require(_backend.opencl, "contiguous", "indexing")(x, *self.view)
         out = x[index]
         return out if isinstance(out, np.ndarray) else np.asarray(out)
 
     def backward(self, grad):
+        if type(grad) is ClArray:          # grad written into that view of zeros
+            offset, shape, strides = self.view
+            gx = _backend.opencl.zeros(self.in_shape, grad.dtype, grad.device)
+            return _backend.opencl.copy_strided(gx, offset, strides, grad, 0, _backend.c_strides(shape), shape)
         gx = np.zeros(self.in_shape, grad.dtype)
         if self.basic:
             gx[self.index] = grad
@@ -143,13 +150,30 @@ class Index(Function):
 
 class Cat(Function):
     def forward(self, *arrays, dim):
-        if _backend.backend_of(*arrays) is not _backend.cpu:
-            raise _backend.not_supported("cat")
+        xp = _backend.backend_of(*arrays)
         self.dim, self.sizes = dim, [a.shape[dim] for a in arrays]
         self.dtypes = [a.dtype for a in arrays]
-        return np.concatenate(arrays, axis=dim, dtype=_common_dtype(arrays))
+        if xp is _backend.cpu:
+            return np.concatenate(arrays, axis=dim, dtype=_common_dtype(arrays))
+        shape = list(arrays[0].shape)
+        shape[dim] = sum(self.sizes)
+        copy = _backend.require(xp, "copy_strided", "cat")
+        out = xp.empty(shape, _common_dtype(arrays), arrays[0].device)
+        strides, start = _backend.c_strides(shape), 0
+        for a in arrays:                   # each array into its slab along dim
+            copy(out, start * strides[dim], strides, a, 0, _backend.c_strides(a.shape), a.shape)
+            start += a.shape[dim]
+        return out
 
     def backward(self, grad):
+        if type(grad) is ClArray:          # each slab copied out
+            strides, start, grads = _backend.c_strides(grad.shape), 0, []
+            for size, dtype in zip(self.sizes, self.dtypes):
+                shape = grad.shape[:self.dim] + (size,) + grad.shape[self.dim + 1:]
+                slab = _backend.opencl.contiguous(grad, start * strides[self.dim], shape, strides)
+                grads.append(slab.astype(dtype, copy=False))
+                start += size
+            return tuple(grads)
         cuts = np.cumsum(self.sizes)[:-1]
         return tuple(g.astype(dt, copy=False)
                      for g, dt in zip(np.split(grad, cuts, axis=self.dim), self.dtypes))
@@ -157,12 +181,25 @@ class Cat(Function):
 
 class Stack(Function):
     def forward(self, *arrays, dim):
-        if _backend.backend_of(*arrays) is not _backend.cpu:
-            raise _backend.not_supported("stack")
+        xp = _backend.backend_of(*arrays)
         self.dim, self.dtypes = dim, [a.dtype for a in arrays]
-        return np.stack(arrays, axis=dim, dtype=_common_dtype(arrays))
+        if xp is _backend.cpu:
+            return np.stack(arrays, axis=dim, dtype=_common_dtype(arrays))
+        shape = arrays[0].shape[:dim] + (len(arrays),) + arrays[0].shape[dim:]
+        copy = _backend.require(xp, "copy_strided", "stack")
+        out = xp.empty(shape, _common_dtype(arrays), arrays[0].device)
+        strides = _backend.c_strides(shape)
+        inner = strides[:dim] + strides[dim + 1:]   # out[..., i, ...] skips axis dim
+        for i, a in enumerate(arrays):
+            copy(out, i * strides[dim], inner, a, 0, _backend.c_strides(a.shape), a.shape)
+        return out
 
     def backward(self, grad):
+        if type(grad) is ClArray:
+            strides = _backend.c_strides(grad.shape)
+            shape, inner = grad.shape[:self.dim] + grad.shape[self.dim + 1:], strides[:self.dim] + strides[self.dim + 1:]
+            return tuple(_backend.opencl.contiguous(grad, i * strides[self.dim], shape, inner).astype(dt, copy=False)
+                         for i, dt in enumerate(self.dtypes))
         lead = (slice(None),) * self.dim
         return tuple(grad[lead + (i,)].astype(dt, copy=False) for i, dt in enumerate(self.dtypes))
 
@@ -322,6 +359,24 @@ class Move(Function):
 
     def backward(self, grad):
         return _backend.to_host(grad) if self.source is None else _backend.to_device(grad, self.source)
+
+
+def assign(array, index, value):
+    """array[index] = value (a number or an array broadcast to the view) for
+    a ClArray and a basic index: a strided copy on the device."""
+    copy = _backend.require(_backend.opencl, "copy_strided", "index assignment")
+    if not _is_basic(index):
+        raise _backend.not_supported("index assignment with arrays or masks")
+    offset, shape, strides = _backend.view_of(array.shape, index)
+    if type(value) is not ClArray:
+        value = np.asarray(value)
+        value = _backend.full((), value.item(), array.dtype, array) if value.ndim == 0 else \
+            _backend.to_device(value, array.device)
+    pad = len(shape) - value.ndim
+    if pad < 0 or any(n != 1 and n != m for n, m in zip(value.shape, shape[pad:])):
+        raise ShapeError(f"could not broadcast input array from shape {value.shape} into shape {shape}")
+    value_strides = (0,) * pad + tuple(0 if n == 1 else s for n, s in zip(value.shape, _backend.c_strides(value.shape)))
+    copy(array, offset, strides, value, 0, value_strides, shape)
 
 
 def getitem(x, index):
