@@ -49,8 +49,7 @@ static mg_status check_dtype(const char *fn, int dtype) {
     return MG_OK;
 }
 
-/* Sizes >= 0 whose product (and that product in bytes) fits in int64. */
-static mg_status check_sizes(const char *fn, const char *what, int64_t a, int64_t b, int64_t c, int64_t d) {
+mg_status mg_conv_check_sizes(const char *fn, const char *what, int64_t a, int64_t b, int64_t c, int64_t d) {
     const int64_t dims[4] = {a, b, c, d};
     int64_t total = 8;
     for (int i = 0; i < 4; i++) {
@@ -64,10 +63,8 @@ static mg_status check_sizes(const char *fn, const char *what, int64_t a, int64_
     return MG_OK;
 }
 
-/* Checks the window against an h x w image and fills g (channels excluded).
- * pool: PyTorch's pooling rule, padding at most half the kernel. */
-static mg_status make_geometry(const char *fn, const mg_window2d_t *win, int64_t h, int64_t w, int pool,
-                               mg_conv_geometry *g) {
+mg_status mg_conv_make_geometry(const char *fn, const mg_window2d_t *win, int64_t h, int64_t w, int pool,
+                                mg_conv_geometry *g) {
     if (!win) return mg_fail(MG_ERR_ARG, "%s: window is NULL", fn);
     if (win->kernel_h < 1 || win->kernel_w < 1 || win->stride_h < 1 || win->stride_w < 1 ||
         win->pad_h < 0 || win->pad_w < 0 || win->pad_h > INT32_MAX || win->pad_w > INT32_MAX ||
@@ -228,12 +225,12 @@ static mg_status setup(conv_job *j, const char *fn, int dtype, int64_t batch, in
                        int64_t w, int64_t c_out, const mg_window2d_t *window) {
     TRY(mg_ensure_init());
     TRY(check_dtype(fn, dtype));
-    TRY(check_sizes(fn, "input", batch, c_in, h, w));
+    TRY(mg_conv_check_sizes(fn, "input", batch, c_in, h, w));
     if (c_out < 0) return mg_fail(MG_ERR_SHAPE, "%s: negative c_out %lld", fn, (long long)c_out);
-    TRY(make_geometry(fn, window, h, w, 0, &j->g));
-    TRY(check_sizes(fn, "weight", c_out, c_in, j->g.kh, j->g.kw));
-    TRY(check_sizes(fn, "output", batch, c_out, j->g.oh, j->g.ow));
-    TRY(check_sizes(fn, "im2col matrix", c_in * j->g.kh * j->g.kw, j->g.oh * j->g.ow, 1, 1));
+    TRY(mg_conv_make_geometry(fn, window, h, w, 0, &j->g));
+    TRY(mg_conv_check_sizes(fn, "weight", c_out, c_in, j->g.kh, j->g.kw));
+    TRY(mg_conv_check_sizes(fn, "output", batch, c_out, j->g.oh, j->g.ow));
+    TRY(mg_conv_check_sizes(fn, "im2col matrix", c_in * j->g.kh * j->g.kw, j->g.oh * j->g.ow, 1, 1));
     j->g.channels = c_in;
     j->dtype = dtype;
     j->item = dtype == MG_F32 ? 4 : 8;
@@ -389,11 +386,11 @@ static mg_status pool(const char *fn, pool_kind kind, int dtype, int64_t batch, 
                       int64_t w, const mg_window2d_t *window, const void *x, const void *dout, void *out) {
     TRY(mg_ensure_init());
     TRY(check_dtype(fn, dtype));
-    TRY(check_sizes(fn, "input", batch, channels, h, w));
+    TRY(mg_conv_check_sizes(fn, "input", batch, channels, h, w));
     pool_job j = {.kind = kind, .dtype = dtype, .item = dtype == MG_F32 ? 4 : 8, .planes = batch * channels,
                   .x = x, .dout = dout, .out = out};
-    TRY(make_geometry(fn, window, h, w, 1, &j.g));
-    TRY(check_sizes(fn, "output", batch, channels, j.g.oh, j.g.ow));
+    TRY(mg_conv_make_geometry(fn, window, h, w, 1, &j.g));
+    TRY(mg_conv_check_sizes(fn, "output", batch, channels, j.g.oh, j.g.ow));
     if (j.planes == 0) return MG_OK;
     if (h == 0 || w == 0)   /* a window of padding alone has no max */
         return mg_fail(MG_ERR_SHAPE, "%s: empty image %lldx%lld", fn, (long long)h, (long long)w);

@@ -51,11 +51,8 @@ mg_status mg_clapi_count(const char *fn, int ndim, const int64_t *shape, int64_t
     return MG_OK;
 }
 
-/* buf holds every element offset + sum_d i_d*strides[d], 0 <= i_d < shape[d]
- * (a non-empty shape). */
-static mg_status check_span(const char *fn, const char *name, const mg_cl_buffer_t *buf, int device,
-                            size_t item, int64_t offset, int ndim, const int64_t *shape,
-                            const int64_t *strides) {
+mg_status mg_clapi_span(const char *fn, const char *name, const mg_cl_buffer_t *buf, int device,
+                        size_t item, int64_t offset, int ndim, const int64_t *shape, const int64_t *strides) {
     if (!buf) return mg_fail(MG_ERR_ARG, "%s: %s is NULL", fn, name);
     if (ndim > 0 && !strides) return mg_fail(MG_ERR_ARG, "%s: strides of %s are NULL", fn, name);
     if (offset < 0 || offset > INT64_MAX / 4)
@@ -200,12 +197,8 @@ mg_status mg_cl_finish(int device) {
 
 /* ---- elementwise ---------------------------------------------------------------- */
 
-/* Drops size-1 axes and merges axis d into the one before it wherever each
- * of the narrays stride arrays walks the two as one flat axis (as api.c does
- * on the CPU), so contiguous data becomes one long axis. Writes shape_out and
- * strides_out[j]; returns the new ndim, >= 1. */
-static int merge_axes(int ndim, const int64_t *shape, int narrays, const int64_t *const *strides,
-                      int64_t *shape_out, int64_t (*strides_out)[MG_MAX_DIMS]) {
+int mg_clapi_merge_axes(int ndim, const int64_t *shape, int narrays, const int64_t *const *strides,
+                        int64_t *shape_out, int64_t (*strides_out)[MG_MAX_DIMS]) {
     int n = 0;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] == 1) continue;
@@ -236,12 +229,12 @@ mg_status mg_cl_binary(int op, int dtype, int ndim, const int64_t *shape,
     TRY(mg_clapi_count(fn, ndim, shape, &n));
     if (n == 0) return MG_OK;
     const size_t item = ITEM(dtype);
-    TRY(check_span(fn, "a", a, out->device, item, a_offset, ndim, shape, a_strides));
-    TRY(check_span(fn, "b", b, out->device, item, b_offset, ndim, shape, b_strides));
+    TRY(mg_clapi_span(fn, "a", a, out->device, item, a_offset, ndim, shape, a_strides));
+    TRY(mg_clapi_span(fn, "b", b, out->device, item, b_offset, ndim, shape, b_strides));
     TRY(mg_clapi_buffer(fn, "out", out, out->device, n, item));
     int64_t merged_shape[MG_MAX_DIMS], merged[2][MG_MAX_DIMS];
     const int64_t *const strides[2] = {a_strides, b_strides};
-    const int m = merge_axes(ndim, shape, 2, strides, merged_shape, merged);
+    const int m = mg_clapi_merge_axes(ndim, shape, 2, strides, merged_shape, merged);
     if (m == 1 && (n == 1 || (merged[0][0] == 1 && merged[1][0] == 1)))
         return LAUNCH_1D(fn, d, &k[MG_CLK_binary_contig], n, MG_CL_ARG(op), MG_CL_ARG(n), MG_CL_ARG(a->mem),
                          MG_CL_ARG(a_offset), MG_CL_ARG(b->mem), MG_CL_ARG(b_offset), MG_CL_ARG(out->mem));
@@ -256,11 +249,9 @@ mg_status mg_cl_binary(int op, int dtype, int ndim, const int64_t *shape,
     return s;
 }
 
-/* The checks of the contiguous elementwise entries: n >= 0, every buffer on
- * out's device and holding n elements. */
-static mg_status begin_map(const char *fn, int dtype, int64_t n, const mg_cl_buffer_t *in0,
-                           const mg_cl_buffer_t *in1, const mg_cl_buffer_t *out, mg_cl_device_t **d,
-                           mg_cl_kernel_t **k) {
+mg_status mg_clapi_begin_map(const char *fn, int dtype, int64_t n, const mg_cl_buffer_t *in0,
+                             const mg_cl_buffer_t *in1, const mg_cl_buffer_t *out, mg_cl_device_t **d,
+                             mg_cl_kernel_t **k) {
     TRY(mg_clapi_begin(fn, dtype, out, "out", d, k));
     if (n < 0) return mg_fail(MG_ERR_ARG, "%s: negative length %lld", fn, (long long)n);
     TRY(mg_clapi_buffer(fn, "out", out, out->device, n, ITEM(dtype)));
@@ -273,7 +264,7 @@ mg_status mg_cl_unary(int op, int dtype, int64_t n, const mg_cl_buffer_t *x, mg_
     static const char fn[] = "mg_cl_unary";
     mg_cl_device_t *d;
     mg_cl_kernel_t *k;
-    TRY(begin_map(fn, dtype, n, x, NULL, out, &d, &k));
+    TRY(mg_clapi_begin_map(fn, dtype, n, x, NULL, out, &d, &k));
     if (op < 0 || op > 7) return mg_fail(MG_ERR_ARG, "%s: unknown op %d", fn, op);
     return LAUNCH_1D(fn, d, &k[MG_CLK_unary], n, MG_CL_ARG(op), MG_CL_ARG(n), MG_CL_ARG(x->mem),
                      MG_CL_ARG(out->mem));
@@ -284,7 +275,7 @@ mg_status mg_cl_unary_backward(int op, int dtype, int64_t n, const mg_cl_buffer_
     static const char fn[] = "mg_cl_unary_backward";
     mg_cl_device_t *d;
     mg_cl_kernel_t *k;
-    TRY(begin_map(fn, dtype, n, saved, grad, out, &d, &k));
+    TRY(mg_clapi_begin_map(fn, dtype, n, saved, grad, out, &d, &k));
     if (op < 0 || op > 4) return mg_fail(MG_ERR_ARG, "%s: unknown op %d", fn, op);
     return LAUNCH_1D(fn, d, &k[MG_CLK_unary_backward], n, MG_CL_ARG(op), MG_CL_ARG(n),
                      MG_CL_ARG(saved->mem), MG_CL_ARG(grad->mem), MG_CL_ARG(out->mem));
@@ -301,7 +292,7 @@ mg_status mg_cl_clamp(int dtype, int64_t n, const mg_cl_buffer_t *x, double lo, 
     static const char fn[] = "mg_cl_clamp";
     mg_cl_device_t *d;
     mg_cl_kernel_t *k;
-    TRY(begin_map(fn, dtype, n, x, NULL, out, &d, &k));
+    TRY(mg_clapi_begin_map(fn, dtype, n, x, NULL, out, &d, &k));
     TRY(check_bounds(fn, lo, hi));
     mg_cl_real_t l = mg_cl_real(dtype, lo), h = mg_cl_real(dtype, hi);
     return LAUNCH_1D(fn, d, &k[MG_CLK_clamp_forward], n, MG_CL_ARG(n), MG_CL_ARG(x->mem), MG_CL_REAL(dtype, l),
@@ -313,7 +304,7 @@ mg_status mg_cl_clamp_backward(int dtype, int64_t n, const mg_cl_buffer_t *x, co
     static const char fn[] = "mg_cl_clamp_backward";
     mg_cl_device_t *d;
     mg_cl_kernel_t *k;
-    TRY(begin_map(fn, dtype, n, x, grad, out, &d, &k));
+    TRY(mg_clapi_begin_map(fn, dtype, n, x, grad, out, &d, &k));
     TRY(check_bounds(fn, lo, hi));
     mg_cl_real_t l = mg_cl_real(dtype, lo), h = mg_cl_real(dtype, hi);
     return LAUNCH_1D(fn, d, &k[MG_CLK_clamp_backward], n, MG_CL_ARG(n), MG_CL_ARG(x->mem),
@@ -355,14 +346,14 @@ mg_status mg_cl_reduce(int op, int dtype, int ndim, const int64_t *shape, const 
         if (op != 0) return mg_fail(MG_ERR_SHAPE, "%s: max/min over an empty axis", fn);
         return mg_cl_fill(dtype, out, M, 0.0);
     }
-    TRY(check_span(fn, "x", x, out->device, item, x_offset, ndim, shape, strides));
+    TRY(mg_clapi_span(fn, "x", x, out->device, item, x_offset, ndim, shape, strides));
 
     int64_t meta[4 * MG_MAX_DIMS], merged[1][MG_MAX_DIMS], mshape[MG_MAX_DIMS];
     const int64_t *kst[1] = {kstride}, *rst[1] = {rstride};
-    const int mk = merge_axes(nk, kshape, 1, kst, mshape, merged);
+    const int mk = mg_clapi_merge_axes(nk, kshape, 1, kst, mshape, merged);
     for (int i = 0; i < mk; i++) meta[i] = mshape[i], meta[mk + i] = merged[0][i];
     const int kept_unit = merged[0][mk - 1] == 1 || merged[0][mk - 1] == -1;
-    const int mr = merge_axes(nr, rshape, 1, rst, mshape, merged);
+    const int mr = mg_clapi_merge_axes(nr, rshape, 1, rst, mshape, merged);
     for (int i = 0; i < mr; i++) meta[2 * mk + i] = mshape[i], meta[2 * mk + mr + i] = merged[0][i];
     cl_mem meta_mem, partial = NULL;
     TRY(mg_cl_temp(fn, d, meta, 2 * (size_t)(mk + mr) * sizeof *meta, &meta_mem));
@@ -426,15 +417,15 @@ mg_status mg_cl_matmul(int dtype, int64_t batch, int64_t m, int64_t n, int64_t k
     if (batch == 0 || m == 0 || n == 0) return MG_OK;
     const size_t item = ITEM(dtype);
     const int64_t c_shape[3] = {batch, m, n}, c_strides[3] = {c_batch_stride, c_row_stride, 1};
-    TRY(check_span(fn, "c", c, c->device, item, c_offset, 3, c_shape, c_strides));
+    TRY(mg_clapi_span(fn, "c", c, c->device, item, c_offset, 3, c_shape, c_strides));
     if ((m > 1 && c_row_stride < n) || (batch > 1 && c_batch_stride < (m - 1) * c_row_stride + n))
         return mg_fail(MG_ERR_ARG, "%s: c's rows or batches overlap (row stride %lld, batch stride %lld)", fn,
                        (long long)c_row_stride, (long long)c_batch_stride);
     if (k > 0) {
         const int64_t a_shape[3] = {batch, m, k}, a_strides[3] = {a_batch_stride, a_row_stride, a_col_stride};
         const int64_t b_shape[3] = {batch, k, n}, b_strides[3] = {b_batch_stride, b_row_stride, b_col_stride};
-        TRY(check_span(fn, "a", a, c->device, item, a_offset, 3, a_shape, a_strides));
-        TRY(check_span(fn, "b", b, c->device, item, b_offset, 3, b_shape, b_strides));
+        TRY(mg_clapi_span(fn, "a", a, c->device, item, a_offset, 3, a_shape, a_strides));
+        TRY(mg_clapi_span(fn, "b", b, c->device, item, b_offset, 3, b_shape, b_strides));
     } else if (!a || !b) {
         return mg_fail(MG_ERR_ARG, "%s: a or b is NULL", fn);
     }

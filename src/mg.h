@@ -421,6 +421,94 @@ mg_status mg_cl_adam_step(int dtype, int64_t n, mg_cl_buffer_t *param, const mg_
                           double beta1, double beta2, double eps, double weight_decay,
                           int64_t step, int decoupled);
 
+/* ---- OpenCL: strided copies, casts, comparisons, where, pow, class indices
+ * (api_opencl_data.c, src/opencl/kernels_data.cl) ---- */
+
+/* Element types of OpenCL buffers: MG_F32 and MG_F64 (mg_dtype), and for
+ * masks and class indices bool (one byte, 0 or 1) and int64. */
+typedef enum { MG_CL_BOOL = 2, MG_CL_INT64 = 3 } mg_cl_dtype;
+
+/* For every index i of shape[ndim] (C order):
+ *     dst[dst_offset + sum_d i_d*dst_strides[d]] = src[src_offset + sum_d i_d*src_strides[d]]
+ * converted from src_dtype to dst_dtype (any of F32, F64, BOOL, INT64), or
+ * += with accumulate = 1 (float dst of src's dtype only). Conversions as
+ * NumPy's astype: floats round to nearest; to bool, non-zero (NaN too) is
+ * 1; float to int64 rounds toward zero, saturating, NaN giving 0. src
+ * strides may be negative or 0 (broadcast); dst must not write an element
+ * twice (MG_ERR_ARG), nor overlap src when both are one buffer. float64 on
+ * either side needs cl_khr_fp64. This is .contiguous(), views written into
+ * (cat, stack, the backward of slicing: accumulate into a view of zeros) and
+ * astype. */
+mg_status mg_cl_copy_strided(int ndim, const int64_t *shape,
+                             int src_dtype, const mg_cl_buffer_t *src, int64_t src_offset,
+                             const int64_t *src_strides,
+                             int dst_dtype, mg_cl_buffer_t *dst, int64_t dst_offset,
+                             const int64_t *dst_strides, int accumulate);
+
+typedef enum {
+    MG_CMP_EQ = 0, MG_CMP_NE = 1, MG_CMP_LT = 2, MG_CMP_LE = 3, MG_CMP_GT = 4, MG_CMP_GE = 5
+} mg_cl_compare_op;
+
+/* out (bool, contiguous, shape) = a op b with broadcasting (element strides,
+ * 0 = broadcast), a and b of dtype; IEEE: only ne is true for a NaN. */
+mg_status mg_cl_compare(int op, int dtype, int ndim, const int64_t *shape,
+                        const mg_cl_buffer_t *a, int64_t a_offset, const int64_t *a_strides,
+                        const mg_cl_buffer_t *b, int64_t b_offset, const int64_t *b_strides,
+                        mg_cl_buffer_t *out);
+/* out (dtype, contiguous, shape) = cond ? a : b with broadcasting; cond is a
+ * bool buffer, a and b of dtype. */
+mg_status mg_cl_where(int dtype, int ndim, const int64_t *shape,
+                      const mg_cl_buffer_t *cond, int64_t cond_offset, const int64_t *cond_strides,
+                      const mg_cl_buffer_t *a, int64_t a_offset, const int64_t *a_strides,
+                      const mg_cl_buffer_t *b, int64_t b_offset, const int64_t *b_strides,
+                      mg_cl_buffer_t *out);
+
+/* As mg_pow_scalar, mg_pow_scalar_backward and mg_pow (PyTorch's shortcut
+ * exponents; any other power is pow in double where the device has
+ * cl_khr_fp64, else in float, within the device's pow accuracy). */
+mg_status mg_cl_pow_scalar(int dtype, int64_t n, const mg_cl_buffer_t *x, double p, mg_cl_buffer_t *out);
+mg_status mg_cl_pow_scalar_backward(int dtype, int64_t n, const mg_cl_buffer_t *x,
+                                    const mg_cl_buffer_t *grad, double p, mg_cl_buffer_t *out);
+mg_status mg_cl_pow(int dtype, int64_t n, const mg_cl_buffer_t *x, const mg_cl_buffer_t *y,
+                    mg_cl_buffer_t *out);
+
+/* Class indices, index an int64 (rows,) buffer, x/dx (rows, classes) of dtype:
+ * gather   out[r] = x[r, index[r]] (NaN where index[r] is outside [0, classes))
+ * scatter  dx[r, c] = values[r*values_stride] if c == index[r] else 0
+ *          (values_stride 0: one value for every row; dx is written whole)
+ * bad      *first = the first row whose index is outside [0, classes), or -1;
+ *          waits for the device (rows < 2^31). */
+mg_status mg_cl_gather_classes(int dtype, int64_t rows, int64_t classes, const mg_cl_buffer_t *x,
+                               const mg_cl_buffer_t *index, mg_cl_buffer_t *out);
+mg_status mg_cl_scatter_classes(int dtype, int64_t rows, int64_t classes, const mg_cl_buffer_t *values,
+                                int64_t values_stride, const mg_cl_buffer_t *index, mg_cl_buffer_t *dx);
+mg_status mg_cl_bad_class_index(int64_t rows, int64_t classes, const mg_cl_buffer_t *index,
+                                int64_t *first);
+
+/* ---- OpenCL: convolution and pooling (api_opencl_conv.c, kernels_conv.cl) ----
+ * The CPU's mg_conv2d_* and mg_{max,avg}_pool2d_* with device buffers: the
+ * same arguments, math, window rules and NULL rules. Convolution runs as
+ * im2col + the tiled matmul (float32 products summed in float32) on chunks
+ * of images; the backward passes gather (one work-item per input element),
+ * so results are the same bits on every run. */
+mg_status mg_cl_conv2d_forward(int dtype, int64_t batch, int64_t c_in, int64_t h, int64_t w,
+                               int64_t c_out, const mg_window2d_t *window, const mg_cl_buffer_t *x,
+                               const mg_cl_buffer_t *weight, const mg_cl_buffer_t *bias, mg_cl_buffer_t *out);
+mg_status mg_cl_conv2d_backward(int dtype, int64_t batch, int64_t c_in, int64_t h, int64_t w,
+                                int64_t c_out, const mg_window2d_t *window, const mg_cl_buffer_t *x,
+                                const mg_cl_buffer_t *weight, const mg_cl_buffer_t *dout,
+                                mg_cl_buffer_t *dx, mg_cl_buffer_t *dweight, mg_cl_buffer_t *dbias);
+mg_status mg_cl_max_pool2d_forward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                                   const mg_window2d_t *window, const mg_cl_buffer_t *x, mg_cl_buffer_t *out);
+mg_status mg_cl_max_pool2d_backward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                                    const mg_window2d_t *window, const mg_cl_buffer_t *x,
+                                    const mg_cl_buffer_t *dout, mg_cl_buffer_t *dx);
+mg_status mg_cl_avg_pool2d_forward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                                   const mg_window2d_t *window, const mg_cl_buffer_t *x, mg_cl_buffer_t *out);
+mg_status mg_cl_avg_pool2d_backward(int dtype, int64_t batch, int64_t channels, int64_t h, int64_t w,
+                                    const mg_window2d_t *window, const mg_cl_buffer_t *dout,
+                                    mg_cl_buffer_t *dx);
+
 /* MG_CDEF_END */
 
 #ifdef __cplusplus

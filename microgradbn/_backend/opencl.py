@@ -121,23 +121,37 @@ def finish(device=0):
 # ---- device arrays --------------------------------------------------------------
 
 def _dtype_code(dtype):
+    """The code of a float dtype, the only ones arithmetic kernels take."""
     code = DTYPE_CODES.get(np.dtype(dtype))
     if code is None:
-        raise DTypeError(f"OpenCL arrays are float32 or float64, got {np.dtype(dtype)}")
+        raise DTypeError(f"OpenCL arithmetic takes float32 or float64 arrays, got {np.dtype(dtype)}")
+    return code
+
+
+# Element types a ClArray may hold (mg.h: mg_dtype and mg_cl_dtype): bool
+# masks are one byte, 0 or 1, as NumPy's np.bool_; int64 holds class indices.
+STORAGE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.bool_): 2,
+                 np.dtype(np.int64): 3}
+
+
+def _storage_code(dtype):
+    code = STORAGE_CODES.get(np.dtype(dtype))
+    if code is None:
+        raise DTypeError(f"OpenCL arrays are float32, float64, bool or int64, got {np.dtype(dtype)}")
     return code
 
 
 class ClArray:
-    """A C-contiguous float32/float64 array in an OpenCL buffer: the buffer
-    (freed by the garbage collector), shape, dtype and device index. Views
-    made by reshape share the buffer."""
+    """A C-contiguous float32/float64/bool/int64 array in an OpenCL buffer:
+    the buffer (freed by the garbage collector), shape, dtype and device
+    index. Views made by reshape share the buffer."""
 
     __slots__ = ("buffer", "shape", "dtype", "device", "size")
 
     def __init__(self, shape, dtype, device=0, buffer=None):
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
-        _dtype_code(self.dtype)
+        _storage_code(self.dtype)
         self.device = device
         self.size = int(np.prod(self.shape, dtype=np.int64))
         if buffer is None:
@@ -149,7 +163,7 @@ class ClArray:
 
     @classmethod
     def from_numpy(cls, array, device=0):
-        """A device copy of a float32/float64 NumPy array."""
+        """A device copy of a float32, float64, bool or int64 NumPy array."""
         array = np.asarray(array)
         if not array.flags.c_contiguous:
             array = array.copy(order="C")   # (np.ascontiguousarray would make a 0-d array 1-d)
@@ -554,3 +568,299 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_de
     _check(lib.mg_cl_adam_step(
         _dtype_code(param.dtype), param.size, param.buffer, grad.buffer, exp_avg.buffer, exp_avg_sq.buffer,
         lr, beta1, beta2, eps, weight_decay, step, int(decoupled)))
+
+
+# ==== views and copies, casts, comparisons, where, pow, class indices, conv and pooling ====
+# INTERFACE (what the Tensor layer calls; everything stays on the device):
+#
+# ClArray dtypes: float32, float64 (needs cl_khr_fp64), bool (one byte, 0 or
+# 1, on the device; .numpy() gives np.bool_) and int64 (class indices).
+# Offsets and strides count ELEMENTS; a view is (array, offset, shape, strides).
+#
+# copy_strided(dst, dst_offset, dst_strides, src, src_offset, src_strides, shape, accumulate=False) -> dst
+#     dst[view] = src[view] elementwise over shape (in place; returns dst), or
+#     dst[view] += src[view] with accumulate (float dst of src's dtype only).
+#     Different dtypes convert as astype. src strides may be 0 (broadcast) or
+#     negative; dst must not write an element twice, nor overlap src in one
+#     buffer. Uses: writing into slices (cat/stack, setitem), the backward of
+#     indexing/slicing (accumulate into a view of zeros(...)), expand.
+# contiguous(x, offset, shape, strides) -> a new C-contiguous ClArray holding
+#     the view (transpose/permute/slice/expand made real).
+# astype(x, dtype) -> a new ClArray (always a copy, as NumPy's astype): float
+#     casts round to nearest; to bool, non-zero (NaN too) is True; float to
+#     int64 rounds toward zero, saturating, NaN -> 0.
+# compare(op, a, b, shape) -> bool ClArray of shape; op one of CMP_EQ, CMP_NE,
+#     CMP_LT, CMP_LE, CMP_GT, CMP_GE; a and b float of one dtype, each
+#     broadcasting to shape (right-aligned, as binary()). NaN: IEEE.
+# where(cond, a, b, shape) -> a where cond else b, broadcast to shape; cond a
+#     bool ClArray, a and b float of one dtype (the result's). The backward
+#     of where is where(cond, grad, zeros(()), ...) and its mirror.
+# pow_scalar(x, p), pow_scalar_backward(x, grad, p), pow(x, y): as cpu.py
+#     (PyTorch's shortcut exponents; pow(x, y) needs one shape).
+# gather_classes(x, index) -> (N,): x[i, index[i]] for x (N, C), index int64
+#     (N,); NaN where an index is out of range (check with bad_class_index).
+# scatter_classes(values, index, classes) -> (N, classes): values[i] at
+#     [i, index[i]], 0 elsewhere; values (N,) or one value (shape () or (1,)).
+# bad_class_index(index, classes) -> the first index value outside
+#     [0, classes), or None. Waits for the device (the only call here that does).
+# cross_entropy_forward(x, index) -> (losses (N,), log_probs (N, C)): losses =
+#     logsumexp(x_i) - x_i[t_i]; cross_entropy_backward(log_probs, index,
+#     row_grad) -> dx = (softmax(x) - onehot(t)) * row_grad, row_grad (N,) or
+#     one value (grad/N for 'mean'); nll_forward(x, index) -> -x_i[t_i] and
+#     nll_backward(row_grad, index, classes) -> dx (N, C). The reductions
+#     ('mean', 'sum') are sum_all and binary() on these, on the device.
+# conv2d_forward, conv2d_backward, max_pool2d_forward, max_pool2d_backward,
+#     avg_pool2d_forward, avg_pool2d_backward, pooled_size: the names,
+#     arguments and results of cpu.py (stride, padding, kernel as pairs).
+
+from .cpu import _check_conv, _check_grad, _window, pooled_size  # noqa: E402  (shared with the CPU backend)
+
+CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE = range(6)
+
+
+def _same_device(name, *arrays):
+    device = arrays[0].device
+    for a in arrays[1:]:
+        if a.device != device:
+            raise ValueError(f"{name}: arrays on OpenCL devices {device} and {a.device}")
+    return device
+
+
+def _axes(name, shape, *stride_lists):
+    shape = tuple(int(n) for n in shape)
+    for strides in stride_lists:
+        if len(strides) != len(shape):
+            raise ShapeError(f"{name}: {len(strides)} strides for a shape of {len(shape)} axes {shape}")
+    return shape
+
+
+def copy_strided(dst, dst_offset, dst_strides, src, src_offset, src_strides, shape, accumulate=False):
+    """dst[view] = src[view] (or += with accumulate) over shape; returns dst."""
+    shape = _axes("copy_strided", shape, dst_strides, src_strides)
+    _same_device("copy_strided", dst, src)
+    _check(lib.mg_cl_copy_strided(len(shape), list(shape), _storage_code(src.dtype), src.buffer, int(src_offset),
+                                  [int(s) for s in src_strides], _storage_code(dst.dtype), dst.buffer,
+                                  int(dst_offset), [int(s) for s in dst_strides], int(bool(accumulate))))
+    return dst
+
+
+def contiguous(x, offset, shape, strides):
+    """A new C-contiguous array holding the view (x, offset, shape, strides)."""
+    out = ClArray(shape, x.dtype, x.device)
+    return copy_strided(out, 0, _strides(out.shape), x, offset, strides, out.shape)
+
+
+def astype(x, dtype):
+    """A copy of x converted to dtype (see the conversions above)."""
+    out = ClArray(x.shape, dtype, x.device)
+    return copy_strided(out, 0, _strides(x.shape), x, 0, _strides(x.shape), x.shape)
+
+
+def _broadcast_strides(name, x, shape):
+    """x's C strides right-aligned to shape, 0 on broadcast axes."""
+    pad = len(shape) - x.ndim
+    if pad < 0 or any(n != 1 and n != m for n, m in zip(x.shape, shape[pad:])):
+        raise ShapeError(f"{name}: shape {x.shape} does not broadcast to {tuple(shape)}")
+    return [0] * pad + [0 if n == 1 else s for n, s in zip(x.shape, _strides(x.shape))]
+
+
+def _float_pair(name, a, b):
+    if a.dtype != b.dtype:
+        raise DTypeError(f"{name}: operands must have one dtype, got {a.dtype} and {b.dtype}")
+    return _dtype_code(a.dtype)
+
+
+def compare(op, a, b, shape):
+    """a op b (a CMP_* op) broadcast to shape, as a bool array."""
+    shape = tuple(shape)
+    code = _float_pair("compare", a, b)
+    out = ClArray(shape, np.bool_, _same_device("compare", a, b))
+    _check(lib.mg_cl_compare(op, code, len(shape), list(shape), a.buffer, 0, _broadcast_strides("compare", a, shape),
+                             b.buffer, 0, _broadcast_strides("compare", b, shape), out.buffer))
+    return out
+
+
+def where(cond, a, b, shape):
+    """a where cond else b, all broadcast to shape; cond a bool array."""
+    shape = tuple(shape)
+    if cond.dtype != np.bool_:
+        raise DTypeError(f"where: the condition must be a bool array, got {cond.dtype}")
+    code = _float_pair("where", a, b)
+    out = ClArray(shape, a.dtype, _same_device("where", cond, a, b))
+    _check(lib.mg_cl_where(code, len(shape), list(shape), cond.buffer, 0, _broadcast_strides("where", cond, shape),
+                           a.buffer, 0, _broadcast_strides("where", a, shape), b.buffer, 0,
+                           _broadcast_strides("where", b, shape), out.buffer))
+    return out
+
+
+def _same_layout(name, array, like):
+    if array.shape != like.shape or array.dtype != like.dtype:
+        raise ShapeError(f"{name}: expected a {like.dtype} array of shape {like.shape}, "
+                         f"got {array.dtype} {array.shape}")
+
+
+def pow_scalar(x, p):
+    """x ** p for a float exponent p (shortcuts for 0, +-0.5, +-1, +-2, 3)."""
+    out = _like(x)
+    _check(lib.mg_cl_pow_scalar(_dtype_code(x.dtype), x.size, x.buffer, p, out.buffer))
+    return out
+
+
+def pow_scalar_backward(x, grad, p):
+    """grad * (p * x ** (p - 1)); zero when p == 0."""
+    _same_layout("pow_scalar_backward: grad", grad, x)
+    out = _like(x)
+    _check(lib.mg_cl_pow_scalar_backward(_dtype_code(x.dtype), x.size, x.buffer, grad.buffer, p, out.buffer))
+    return out
+
+
+def pow(x, y):
+    """x ** y elementwise for arrays of one shape and float dtype."""
+    _same_layout("pow: y", y, x)
+    out = _like(x)
+    _check(lib.mg_cl_pow(_dtype_code(x.dtype), x.size, x.buffer, y.buffer, out.buffer))
+    return out
+
+
+# ---- class indices: cross entropy and nll ---------------------------------------------
+
+def _rows_and_index(name, x_shape, index):
+    if len(x_shape) != 2 or index.dtype != np.int64 or index.shape != (x_shape[0],):
+        raise ShapeError(f"{name}: expected x (N, C) and an int64 index (N,), got x {tuple(x_shape)} "
+                         f"and index {index.dtype} {index.shape}")
+    return x_shape
+
+
+def gather_classes(x, index):
+    """out[i] = x[i, index[i]] (NaN where index[i] is outside [0, C))."""
+    rows, classes = _rows_and_index("gather_classes", x.shape, index)
+    out = ClArray((rows,), x.dtype, _same_device("gather_classes", x, index))
+    _check(lib.mg_cl_gather_classes(_dtype_code(x.dtype), rows, classes, x.buffer, index.buffer, out.buffer))
+    return out
+
+
+def scatter_classes(values, index, classes):
+    """dx (N, classes): values[i] (or the one value) at [i, index[i]], 0 elsewhere."""
+    if index.ndim != 1:
+        raise ShapeError(f"scatter_classes: expected an int64 index (N,), got {index.dtype} {index.shape}")
+    rows, classes = _rows_and_index("scatter_classes", (index.shape[0], classes), index)
+    if values.size == 1 and values.ndim <= 1:
+        stride = 0
+    elif values.shape == (rows,):
+        stride = 1
+    else:
+        raise ShapeError(f"scatter_classes: values must be ({rows},) or one value, got {values.shape}")
+    dx = ClArray((rows, classes), values.dtype, _same_device("scatter_classes", values, index))
+    _check(lib.mg_cl_scatter_classes(_dtype_code(values.dtype), rows, classes, values.buffer, stride,
+                                     index.buffer, dx.buffer))
+    return dx
+
+
+def bad_class_index(index, classes):
+    """The first value of index outside [0, classes), or None (waits for the device)."""
+    if index.dtype != np.int64 or index.ndim != 1:
+        raise ShapeError(f"bad_class_index: expected an int64 index (N,), got {index.dtype} {index.shape}")
+    first = ffi.new("int64_t *")
+    _check(lib.mg_cl_bad_class_index(index.shape[0], classes, index.buffer, first))
+    if first[0] < 0:
+        return None
+    value = np.empty(1, np.int64)
+    _check(lib.mg_cl_read(index.buffer, first[0] * 8, ffi.from_buffer(value), 8))
+    return int(value[0])
+
+
+def cross_entropy_forward(x, index):
+    """(losses, log_probs): losses[i] = logsumexp(x[i]) - x[i, index[i]], x (N, C)."""
+    log_probs = softmax(x, log=True)
+    return unary(UNARY_NEG, gather_classes(log_probs, index)), log_probs
+
+
+def cross_entropy_backward(log_probs, index, row_grad):
+    """dx = (softmax - onehot(index)) * row_grad: the log_softmax backward of
+    g = -row_grad at the targets (dx = g - exp(log_probs) * sum(g))."""
+    g = scatter_classes(unary(UNARY_NEG, row_grad), index, log_probs.shape[1])
+    return softmax_backward(log_probs, g, log=True)
+
+
+def nll_forward(x, index):
+    """losses[i] = -x[i, index[i]] for log-probabilities x (N, C)."""
+    return unary(UNARY_NEG, gather_classes(x, index))
+
+
+def nll_backward(row_grad, index, classes):
+    """dx (N, classes) = -row_grad at [i, index[i]], 0 elsewhere."""
+    return scatter_classes(unary(UNARY_NEG, row_grad), index, classes)
+
+
+# ---- convolution and pooling (NCHW; kernel, stride, padding as (height, width) pairs) ----
+
+def _nchw(name, x):
+    if x.ndim != 4:
+        raise ShapeError(f"{name}: expected a 4-D (N, C, H, W) input, got shape {x.shape}")
+    return x.shape
+
+
+def conv2d_forward(x, weight, bias, stride, padding):
+    """out (N, C_out, OH, OW) = x (N, C_in, H, W) cross-correlated with
+    weight (C_out, C_in, kH, kW), plus bias (C_out,) or None."""
+    n, c_in, h, w = _nchw("conv2d", x)
+    _check_conv(x, weight, bias)
+    c_out, _, kh, kw = weight.shape
+    out = ClArray((n, c_out) + pooled_size((h, w), (kh, kw), stride, padding), x.dtype,
+                  _same_device("conv2d", x, weight, *([] if bias is None else [bias])))
+    _check(lib.mg_cl_conv2d_forward(_dtype_code(x.dtype), n, c_in, h, w, c_out, _window((kh, kw), stride, padding),
+                                    x.buffer, weight.buffer, ffi.NULL if bias is None else bias.buffer, out.buffer))
+    return out
+
+
+def conv2d_backward(x, weight, grad, stride, padding, want_x, want_weight, want_bias):
+    """(dx, dweight, dbias) of conv2d_forward given grad = dout; None where not wanted."""
+    n, c_in, h, w = _nchw("conv2d_backward", x)
+    _check_conv(x, weight, None)
+    c_out, _, kh, kw = weight.shape
+    _check_grad("conv2d_backward", grad, (n, c_out) + pooled_size((h, w), (kh, kw), stride, padding), x.dtype)
+    device = _same_device("conv2d_backward", x, weight, grad)
+    dx = ClArray(x.shape, x.dtype, device) if want_x else None
+    dweight = ClArray(weight.shape, x.dtype, device) if want_weight else None
+    dbias = ClArray((c_out,), x.dtype, device) if want_bias else None
+    _check(lib.mg_cl_conv2d_backward(_dtype_code(x.dtype), n, c_in, h, w, c_out, _window((kh, kw), stride, padding),
+                                     x.buffer, weight.buffer, grad.buffer,
+                                     *[ffi.NULL if a is None else a.buffer for a in (dx, dweight, dbias)]))
+    return dx, dweight, dbias
+
+
+def _pool_forward(c_function, x, kernel, stride, padding):
+    n, c, h, w = _nchw("pool2d", x)
+    out = ClArray((n, c) + pooled_size((h, w), kernel, stride, padding), x.dtype, x.device)
+    _check(c_function(_dtype_code(x.dtype), n, c, h, w, _window(kernel, stride, padding), x.buffer, out.buffer))
+    return out
+
+
+def max_pool2d_forward(x, kernel, stride, padding):
+    """The max of each window (a NaN wins), (N, C, OH, OW)."""
+    return _pool_forward(lib.mg_cl_max_pool2d_forward, x, kernel, stride, padding)
+
+
+def max_pool2d_backward(x, grad, kernel, stride, padding):
+    """dx: grad routed to each window's first maximum in x."""
+    n, c, h, w = _nchw("max_pool2d_backward", x)
+    _check_grad("max_pool2d_backward", grad, (n, c) + pooled_size((h, w), kernel, stride, padding), x.dtype)
+    dx = ClArray(x.shape, x.dtype, _same_device("max_pool2d_backward", x, grad))
+    _check(lib.mg_cl_max_pool2d_backward(_dtype_code(x.dtype), n, c, h, w, _window(kernel, stride, padding),
+                                         x.buffer, grad.buffer, dx.buffer))
+    return dx
+
+
+def avg_pool2d_forward(x, kernel, stride, padding):
+    """The window sums divided by kH*kW (padding counts as zeros), (N, C, OH, OW)."""
+    return _pool_forward(lib.mg_cl_avg_pool2d_forward, x, kernel, stride, padding)
+
+
+def avg_pool2d_backward(shape, grad, kernel, stride, padding):
+    """dx of the given input shape: grad / (kH*kW) spread over each window."""
+    n, c, h, w = shape
+    _check_grad("avg_pool2d_backward", grad, (n, c) + pooled_size((h, w), kernel, stride, padding), grad.dtype)
+    dx = ClArray(shape, grad.dtype, grad.device)
+    _check(lib.mg_cl_avg_pool2d_backward(_dtype_code(grad.dtype), n, c, h, w, _window(kernel, stride, padding),
+                                         grad.buffer, dx.buffer))
+    return dx

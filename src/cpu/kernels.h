@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "../mg.h"   /* mg_status, mg_window2d_t */
+
 #define MG_CAT_(a, b) a##b
 #define MG_CAT(a, b) MG_CAT_(a, b)
 #define MG_ISA_FN(name) MG_CAT(name, MG_ISA_SUFFIX)
@@ -108,6 +110,14 @@ typedef struct {
     int64_t kh, kw, sh, sw, ph, pw;    /* kernel, stride, padding */
     int64_t oh, ow;
 } mg_conv_geometry;
+
+/* api_conv.c, shared with api_opencl_conv.c: sizes >= 0 whose product (and
+ * that product in bytes) fits in int64; the window checked against an h x w
+ * image, filling g (channels excluded). pool: PyTorch's pooling rule,
+ * padding at most half the kernel. */
+mg_status mg_conv_check_sizes(const char *fn, const char *what, int64_t a, int64_t b, int64_t c, int64_t d);
+mg_status mg_conv_make_geometry(const char *fn, const mg_window2d_t *win, int64_t h, int64_t w, int pool,
+                                mg_conv_geometry *g);
 
 /* col ((channels*kh*kw) x (rows*ow)) = the windows of output rows
  * [row0, row0 + rows) of one image x (channels, h, w); 0 outside the image. */

@@ -4,7 +4,8 @@
  *   device.c   platforms and devices, one context and in-order queue per
  *              device, kernels.cl built once per (device, dtype) on first use,
  *              kernel launches
- *   kernels.cl every kernel; embedded as mg_cl_kernels_source by CMake
+ *   kernels.cl, kernels_data.cl, kernels_conv.cl: every kernel, one program;
+ *              embedded (concatenated) as mg_cl_kernels_source by CMake
  *
  * Every operation enqueues on its device's in-order queue and returns
  * without waiting: commands run in the order they were issued, a read waits
@@ -18,14 +19,23 @@
 #include "../internal.h"
 #include "cl_min.h"
 
-/* The kernels of kernels.cl, one cl_kernel per (device, dtype) each. */
+/* The kernels of the program, one cl_kernel per (device, dtype) each. */
 #define MG_CL_KERNELS(X)                                                             \
     X(fill) X(binary_contig) X(binary_strided) X(unary) X(unary_backward)            \
     X(clamp_forward) X(clamp_backward) X(reduce_items) X(reduce_groups)              \
     X(reduce_partials) X(matmul) X(softmax) X(softmax_backward) X(bn_stats_cols)     \
     X(bn_stats_planes) X(bn_stats_finish) X(bn_forward_apply) X(bn_sums_cols)        \
     X(bn_sums_planes) X(bn_sums_finish) X(bn_backward_dx) X(bn_eval_forward)         \
-    X(bn_eval_backward) X(sgd_step) X(adam_step)
+    X(bn_eval_backward) X(sgd_step) X(adam_step)                                     \
+    /* kernels_data.cl */                                                            \
+    X(copy_real) X(copy_u8) X(copy_i64) X(cast_f32_to_real) X(cast_real_to_f32)      \
+    X(cast_u8_to_real) X(cast_real_to_u8) X(cast_i64_to_real) X(cast_real_to_i64)    \
+    X(cast_u8_to_i64) X(cast_i64_to_u8) X(compare) X(where_select) X(pow_scalar)     \
+    X(pow_scalar_backward) X(pow_tensor) X(gather_classes) X(scatter_classes)        \
+    X(index_check)                                                                   \
+    /* kernels_conv.cl */                                                            \
+    X(im2col) X(col2im) X(add_channel_bias) X(max_pool_forward) X(max_pool_argmax)   \
+    X(max_pool_backward) X(avg_pool_forward) X(avg_pool_backward)
 
 enum {
 #define MG_CL_ENUM(name) MG_CLK_##name,
