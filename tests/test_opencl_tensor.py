@@ -134,10 +134,9 @@ def test_device_names_and_dtypes_fail_clearly():
         mg.tensor([1.0], device="cuda")
     with pytest.raises(RuntimeError, match="'opencl:7' does not exist: this machine has"):
         mg.zeros(2, device="opencl:7")
-    with pytest.raises(TypeError, match="int64 tensors cannot be moved to device opencl:0"):
-        mg.tensor([1, 2]).to("opencl")
-    with pytest.raises(TypeError, match="bool tensors cannot be moved"):
-        mg.zeros(2, dtype=mg.bool_, device="opencl")
+    for values in ([1, -2, 3], [True, False]):      # int64 and bool live there too
+        t = mg.tensor(values).to("opencl")
+        assert t.device == "opencl:0" and t.tolist() == values and t.dtype == mg.tensor(values).dtype
     with pytest.raises(RuntimeError, match="requires grad"):
         mg.ones(2, device="opencl", requires_grad=True).numpy()
     with pytest.raises(BufferError, match="use .cpu"):
@@ -167,24 +166,14 @@ def test_mixing_devices_is_an_error():
 def test_ops_without_a_device_kernel_say_so():
     x = mg.ones(3, 4, device="opencl", requires_grad=True)
     cases = {
-        "permute/transpose": lambda: x.T, "indexing": lambda: x[0], "cat": lambda: mg.cat([x, x]),
-        "stack": lambda: mg.stack([x, x]), "gt": lambda: x > 0, "where": lambda: mg.where(x, x, x),
-        "argmax": lambda: x.argmax(), "max\\(dim\\)": lambda: x.max(1), "dropout": lambda: F.dropout(x),
-        "pow of two tensors": lambda: x ** x, "index assignment": lambda: x.detach().__setitem__(0, 1.0),
-        "the backward of amax": lambda: x.amax().backward(),
+        "indexing with arrays or masks": lambda: x[[0, 2]],
+        "index assignment with arrays or masks": lambda: x.detach().__setitem__([0, 1], 1.0),
+        "argmax": lambda: x.argmax(), "argmin": lambda: x.argmin(1), "max\\(dim\\)": lambda: x.max(1),
+        "dropout": lambda: F.dropout(x),
     }
     for name, fn in cases.items():
         with pytest.raises(NotImplementedError, match=f"{name} is not supported on device opencl yet"):
             fn()
-    if not hasattr(cl, "conv2d_forward"):
-        with pytest.raises(NotImplementedError, match="conv2d is not supported on device opencl yet"):
-            F.conv2d(mg.ones(1, 1, 4, 4, device="opencl"), mg.ones(1, 1, 3, 3, device="opencl"))
-    if not hasattr(cl, "max_pool2d_forward"):
-        with pytest.raises(NotImplementedError, match="max_pool2d is not supported on device opencl yet"):
-            F.max_pool2d(mg.ones(1, 1, 4, 4, device="opencl"), 2)
-    if not hasattr(cl, "pow_scalar"):
-        with pytest.raises(NotImplementedError, match="pow is not supported on device opencl yet"):
-            x ** 2
 
 
 # ---- ops against the CPU path ------------------------------------------------------
@@ -288,9 +277,10 @@ def test_linear_and_losses_match_cpu(bias, dtype):
     else:
         same_on_both(lambda x, w: F.linear(x, w), [x, w], dtype)
     for reduction in ("mean", "sum", "none"):
-        same_on_both(lambda x, w: F.cross_entropy(F.linear(x, w), mg.tensor(target), reduction=reduction),
-                     [x, w], dtype)
-        same_on_both(lambda x: F.nll_loss(x.log_softmax(1), mg.tensor(target), reduction=reduction), [x], dtype)
+        same_on_both(lambda x, w: F.cross_entropy(F.linear(x, w), mg.tensor(target, device=x.device),
+                                                  reduction=reduction), [x, w], dtype)
+        same_on_both(lambda x: F.nll_loss(x.log_softmax(1), mg.tensor(target, device=x.device), reduction=reduction),
+                     [x], dtype)
         same_on_both(lambda x, y: F.mse_loss(x, y, reduction=reduction), [x, rand(33, 7, seed=5)], dtype)
 
 
@@ -453,7 +443,7 @@ def train_steps(device, make_optimizer, bn=True, steps=4):
     losses = []
     for _ in range(steps):
         x = mg.from_numpy(rng.standard_normal((16, 20)).astype(np.float32)).to(device)
-        loss = F.cross_entropy(model(x), mg.from_numpy(rng.integers(0, 5, 16)))
+        loss = F.cross_entropy(model(x), mg.from_numpy(rng.integers(0, 5, 16)).to(device))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -481,7 +471,7 @@ def test_mlp_with_bn_trains_the_same_on_device(name):
 def test_optimizer_state_dict_round_trip_on_device():
     model = make_mlp(bn=False).to("opencl")
     opt = optim.Adam(model.parameters(), lr=1e-2)
-    F.cross_entropy(model(mg.randn(4, 20, device="opencl")), mg.tensor([0, 1, 2, 3])).backward()
+    F.cross_entropy(model(mg.randn(4, 20, device="opencl")), mg.tensor([0, 1, 2, 3], device="opencl")).backward()
     opt.step()
     saved = opt.state_dict()
     again = optim.Adam(model.parameters(), lr=1e-2)
