@@ -284,6 +284,75 @@ def test_linear_and_losses_match_cpu(bias, dtype):
         same_on_both(lambda x, y: F.mse_loss(x, y, reduction=reduction), [x, rand(33, 7, seed=5)], dtype)
 
 
+@needs_device
+@dtypes
+def test_views_indexing_cat_stack_match_cpu(dtype):
+    a, b = rand(4, 5, 6), rand(4, 5, 6, seed=1)
+    same_on_both(lambda x: x.T * 2.0, [a], dtype)
+    same_on_both(lambda x: x.permute(2, 0, 1).transpose(0, 1) @ mg.ones(5, 3, dtype=dtype, device=x.device), [a], dtype)
+    same_on_both(lambda x: x[1:, ::2, -1] + x[0, :3, 1:4], [a], dtype)
+    same_on_both(lambda x: x[::-1, None, ..., 2] * 1.5, [a], dtype)
+    same_on_both(lambda x: x[3, 4, 5] * x[0], [a], dtype)
+    same_on_both(lambda x, y: mg.cat([x, y * 2.0, x[:, :1]], 1), [a, b], dtype)
+    same_on_both(lambda x, y: mg.stack([x, y], 2) * 2.0 + mg.stack([y, x], -2), [a, b], dtype)
+    if np.float64 in DTYPES:                        # a cast there and back (float64 needs cl_khr_fp64)
+        other = mg.float64 if dtype == np.float32 else mg.float32
+        same_on_both(lambda x: x.to(other).to(dtype) * 2.0, [a], dtype)
+
+
+@needs_device
+@dtypes
+def test_comparisons_where_pow_match_cpu(dtype):
+    a, b = rand(33, 7), rand(7, seed=1)
+    for name in ("eq", "ne", "lt", "le", "gt", "ge"):
+        got = getattr(mg, name)(mg.tensor(a, dtype=dtype, device="opencl"), mg.tensor(b, dtype=dtype, device="opencl"))
+        want = getattr(mg, name)(mg.tensor(a, dtype=dtype), mg.tensor(b, dtype=dtype))
+        assert got.device == "opencl:0" and got.dtype == mg.bool_ and np.array_equal(got.numpy(), want.numpy())
+    same_on_both(lambda x, y: mg.where(x > y, x * 2.0, y), [a, b], dtype)
+    same_on_both(lambda x: mg.where(x >= 0, x, 0.5), [a], dtype)
+    same_on_both(lambda x, y: x.abs() ** y + x ** 2 + (x.abs() + 1) ** -0.5, [a, b], dtype)
+    same_on_both(lambda x: x.amax(1) + x.amin(0).sum(), [np.round(a)], dtype)    # ties share the gradient
+
+
+@needs_device
+def test_index_assignment_on_device():
+    t = mg.zeros(3, 4, device="opencl")
+    t[0] = 1.0
+    t[1:, ::2] = mg.tensor([[2.0, 3.0]], device="opencl")
+    t[2, 3] = np.float32(7)
+    t[..., 1] = mg.tensor([4.0, 5.0, 6.0])          # from the CPU
+    want = np.zeros((3, 4), np.float32)
+    want[0] = 1
+    want[1:, ::2] = [[2, 3]]
+    want[2, 3] = 7
+    want[..., 1] = [4, 5, 6]
+    assert np.array_equal(t.numpy(), want)
+    with pytest.raises(ValueError, match="could not broadcast"):
+        t[0] = mg.ones(3, device="opencl")
+
+
+@needs_device
+@dtypes
+@pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1)])
+def test_conv_and_pooling_match_cpu(stride, padding, dtype):
+    x, w, b = rand(2, 3, 9, 7), rand(4, 3, 3, 3, seed=1), rand(4, seed=2)
+    tol = 2e-5 if dtype == np.float32 else 1e-12       # float32 im2col GEMM sums in float32
+    same_on_both(lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding), [x, w, b], dtype, tol=tol)
+    same_on_both(lambda x: F.max_pool2d(x, 3, stride=stride, padding=padding), [x], dtype)
+    same_on_both(lambda x: F.avg_pool2d(x, 2, stride=stride, padding=padding // 2 + 0), [x], dtype)
+
+
+@needs_device
+def test_classification_targets_on_the_device():
+    logits = mg.randn(4, 3, device="opencl", requires_grad=True)
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+        F.cross_entropy(logits, mg.tensor([0, 1, 2, 0]))
+    with pytest.raises(IndexError, match="target 3 is out of bounds"):
+        F.cross_entropy(logits, mg.tensor([0, 1, 3, 0], device="opencl"))
+    with pytest.raises(IndexError, match="target -1 is out of bounds"):
+        F.nll_loss(logits, mg.tensor([0, -1, 2, 0], device="opencl"))
+
+
 BN_SHAPES = [(3, 1), (7, 33), (33, 7, 5), (4, 3, 5, 7)]
 
 
@@ -493,6 +562,19 @@ def test_train_cli_on_device(capsys):
     train.main(args)
     on_cpu = capsys.readouterr().out
     # the same training on either device: the epoch line's four figures agree (to printing precision)
+    epoch = [line for line in on_device.splitlines() if line.startswith("epoch")]
+    assert epoch == [line for line in on_cpu.splitlines() if line.startswith("epoch")]
+
+
+@needs_device
+def test_train_cli_cnn_on_device(capsys):
+    from microgradbn import train
+    args = ["--model", "cnn", "--epochs", "1", "--train-size", "64", "--batch-size", "32", "--no-progress"]
+    assert train.main(args + ["--device", "opencl"]) == 0
+    on_device = capsys.readouterr().out
+    train.main(args)
+    on_cpu = capsys.readouterr().out
+    assert "cnn with BN on opencl" in on_device
     epoch = [line for line in on_device.splitlines() if line.startswith("epoch")]
     assert epoch == [line for line in on_cpu.splitlines() if line.startswith("epoch")]
 
