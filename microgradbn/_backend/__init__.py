@@ -15,17 +15,11 @@ from ..errors import DTypeError
 from . import cpu, opencl
 
 ClArray = opencl.ClArray
-_ndarray = np.ndarray
 
 
 def backend(array):
     """The backend module holding array: opencl for a ClArray, else cpu."""
     return opencl if type(array) is ClArray else cpu
-
-
-def device_of(array):
-    """The device name of a storage: "cpu" or "opencl:<index>"."""
-    return f"opencl:{array.device}" if type(array) is ClArray else "cpu"
 
 
 def backend_of(*arrays):
@@ -158,14 +152,13 @@ def parse_device(device):
 
 
 _fp64 = {}
-# What a ClArray may hold: float32/float64, and bool/int64 where the backend has them
-_DEVICE_DTYPES = tuple(getattr(opencl, "STORAGE_CODES", cpu.DTYPE_CODES))
+_DEVICE_DTYPES = tuple(opencl.STORAGE_CODES)      # what a ClArray may hold
 
 
 def to_device(array, index):
-    """A copy of a float NumPy array (or a ClArray on another device) on
-    opencl device index. float64 needs cl_khr_fp64 (DTypeError otherwise);
-    other dtypes cannot live there (DTypeError)."""
+    """A copy of a NumPy array (or of a ClArray on another device, through
+    the host) on opencl device index. float64 needs cl_khr_fp64; dtypes
+    other than float32/float64/bool/int64 cannot live there (DTypeError)."""
     if type(array) is ClArray:
         if array.device == index:
             return array
@@ -178,7 +171,7 @@ def to_device(array, index):
         if index not in _fp64:
             _fp64[index] = opencl.device_info(index)["fp64"]
         if not _fp64[index]:
-                raise DTypeError(f"device opencl:{index} ({opencl.device_info(index)['name']}) has no float64 "
+            raise DTypeError(f"device opencl:{index} ({opencl.device_info(index)['name']}) has no float64 "
                              "(cl_khr_fp64); use float32 there")
     return ClArray.from_numpy(array, index)
 
