@@ -20,7 +20,7 @@ directly. Each op's `setup` records what its backward needs, for both paths.
 import numpy as np
 
 from .. import _backend, autograd
-from .._backend import ClArray, backend, backend_pair, cpu, require
+from .._backend import ClArray, backend, backend_of, backend_pair, cpu, require
 from ..autograd import Function, _state, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor, _to_array
@@ -85,7 +85,8 @@ def broadcast_shape(x, y, op_name):
 
 def binary_forward(op_code, numpy_fn, x, y, op_name):
     """x op y with broadcasting and type promotion, on the backend's kernels for floats."""
-    xp = backend_pair(x, y)
+    # backend_pair(x, y), inlined: this runs in every binary backward
+    xp = cpu if type(x) is not ClArray and type(y) is not ClArray else backend_of(x, y)
     dtype = x.dtype
     if xp is cpu and dtype is y.dtype and dtype in _FLOATS and x.flags.c_contiguous:  # the common cases
         if y.ndim == 0:                                                              # array op number

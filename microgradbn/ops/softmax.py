@@ -6,9 +6,10 @@ along dim is subtracted first, so exp never overflows.
     log_softmax:  y = x - m - log(s)
                   dx = g - exp(y) * sum(g)
 Every step is a kernel (reduce, broadcasting binary, exp, log) of the
-backend holding x (cpu or opencl).
+backend holding x (cpu or opencl). On an OpenCL device, softmax over the
+last axis is the device's fused kernel (one work-group per row) each way.
 """
-from .._backend import backend, cpu
+from .._backend import ClArray, backend, cpu, opencl
 from ..autograd import Function
 from ..errors import DTypeError
 from ..tensor import Tensor
@@ -36,9 +37,18 @@ def _shifted(x, axis):
     return shifted, xp.unary(cpu.UNARY_EXP, shifted)
 
 
+def _fused(x, axis):
+    """The device's fused last-axis softmax applies (it has no other axis)."""
+    return type(x) is ClArray and axis == x.ndim - 1 and x.size > 0
+
+
 class Softmax(Function):
     def forward(self, x, axis):
         self.axis = axis
+        if _fused(x, axis):
+            y = opencl.softmax(x)
+            self.save_for_backward(y)
+            return y
         _, e = _shifted(x, axis)
         y = _binary(cpu.OP_DIV, e, _keep(backend(e).reduce(cpu.REDUCE_SUM, e, (axis,)), axis))
         self.save_for_backward(y)
@@ -46,6 +56,8 @@ class Softmax(Function):
 
     def backward(self, grad):
         y, = self.saved_tensors
+        if _fused(y, self.axis):
+            return opencl.softmax_backward(y, grad)
         gy = _binary(cpu.OP_MUL, grad, y)
         inner = _keep(backend(gy).reduce(cpu.REDUCE_SUM, gy, (self.axis,)), self.axis)
         return _binary(cpu.OP_MUL, y, _binary(cpu.OP_SUB, grad, inner))
@@ -54,6 +66,10 @@ class Softmax(Function):
 class LogSoftmax(Function):
     def forward(self, x, axis):
         self.axis = axis
+        if _fused(x, axis):
+            y = opencl.softmax(x, log=True)
+            self.save_for_backward(y)
+            return y
         shifted, e = _shifted(x, axis)
         xp = backend(x)
         log_s = xp.unary(cpu.UNARY_LOG, _keep(xp.reduce(cpu.REDUCE_SUM, e, (axis,)), axis))
@@ -63,6 +79,8 @@ class LogSoftmax(Function):
 
     def backward(self, grad):
         y, = self.saved_tensors
+        if _fused(y, self.axis):
+            return opencl.softmax_backward(y, grad, log=True)
         xp = backend(y)
         total = _keep(xp.reduce(cpu.REDUCE_SUM, grad, (self.axis,)), self.axis)
         return _binary(cpu.OP_SUB, grad, _binary(cpu.OP_MUL, xp.unary(cpu.UNARY_EXP, y), total))
