@@ -8,6 +8,7 @@
  *             (a 1x1 kernel with stride 1 and no padding multiplies x itself, in one call)
  *   backward  gradT (c_out, nb*P) = the dout chunk with axes 0 and 1 swapped
  *             dweight (+)= gradT . cols^T;  dx chunk = col2im(weight^T . gradT)
+ *             (weight^T is copied once first, so the matmul reads both operands along rows)
  *             dbias = dout summed over n, i, j (mg_cl_reduce)
  * nb keeps cols within COLS_BUDGET_BYTES (and the device's largest buffer):
  * it depends only on the shapes and the device, so results are the same
@@ -139,11 +140,17 @@ mg_status mg_cl_conv2d_backward(int dtype, int64_t batch, int64_t c_in, int64_t 
     if ((!dx && !dweight) || batch == 0) return MG_OK;
 
     const int64_t nb = chunk_images(&p, c_out);
-    cl_mem cols, grad_t = NULL;
+    cl_mem cols, grad_t = NULL, weight_t = NULL;
     TRY(mg_cl_temp(fn, p.d, NULL, (size_t)(K * nb * P) * p.item, &cols));
     mg_status s = mg_cl_temp(fn, p.d, NULL, (size_t)(c_out * nb * P) * p.item, &grad_t);
+    if (s == MG_OK && dx) s = mg_cl_temp(fn, p.d, NULL, (size_t)(K * c_out) * p.item, &weight_t);
     mg_cl_buffer_t cols_buf = scratch_handle(&p, cols, K * nb * P);
     mg_cl_buffer_t grad_t_buf = scratch_handle(&p, grad_t, c_out * nb * P);
+    mg_cl_buffer_t weight_t_buf = scratch_handle(&p, weight_t, K * c_out);
+    if (s == MG_OK && dx) {   /* weight^T (K, c_out), so the matmul reads its tiles along rows */
+        const int64_t shape[2] = {K, c_out}, src_strides[2] = {1, K}, dst_strides[2] = {c_out, 1};
+        s = mg_cl_copy_strided(2, shape, dtype, weight, 0, src_strides, dtype, &weight_t_buf, 0, dst_strides, 0);
+    }
     for (int64_t n0 = 0; n0 < batch && s == MG_OK; n0 += nb) {
         const int64_t m = batch - n0 < nb ? batch - n0 : nb, mp = m * P;
         /* gradT (c_out, m, P) = dout[n0 .. n0+m) (m, c_out, P), axes 0 and 1 swapped */
@@ -159,7 +166,7 @@ mg_status mg_cl_conv2d_backward(int dtype, int64_t batch, int64_t c_in, int64_t 
         }
         if (s == MG_OK && dx) {
             /* dcols (K, mP) = weight^T (K, c_out) . gradT (c_out, mP), into the cols buffer; then col2im */
-            s = mg_cl_matmul(dtype, 1, K, mp, c_out, weight, 0, 0, 1, K, &grad_t_buf, 0, 0, mp, 1,
+            s = mg_cl_matmul(dtype, 1, K, mp, c_out, &weight_t_buf, 0, 0, c_out, 1, &grad_t_buf, 0, 0, mp, 1,
                              &cols_buf, 0, 0, mp, 0);
             const int64_t total = m * p.image, dx_off = n0 * p.image;
             if (s == MG_OK)
@@ -169,6 +176,7 @@ mg_status mg_cl_conv2d_backward(int dtype, int64_t batch, int64_t c_in, int64_t 
     }
     mg_cl_release(cols);
     mg_cl_release(grad_t);
+    mg_cl_release(weight_t);
     return s;
 }
 

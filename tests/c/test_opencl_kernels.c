@@ -65,16 +65,17 @@ TEST(opencl_copy_strided_and_casts) {
 
     /* float32 -> bool -> int64, and a reversed (negative stride) source. */
     float signs[4] = {0.0f, -2.5f, NAN, 1e-30f};
-    mg_cl_buffer_t *f = upload(signs, sizeof signs), *b = upload(signs, 4), *l = upload(signs, 32);
+    int64_t ints[4] = {0};
+    unsigned char bools[4] = {0};
+    mg_cl_buffer_t *f = upload(signs, sizeof signs), *b = upload(bools, sizeof bools), *l = upload(ints, sizeof ints);
     const int64_t n4[1] = {4}, one[1] = {1}, back[1] = {-1};
     OK(mg_cl_copy_strided(1, n4, MG_F32, f, 3, back, MG_CL_BOOL, b, 0, one, 0));
     OK(mg_cl_copy_strided(1, n4, MG_CL_BOOL, b, 0, one, MG_CL_INT64, l, 0, one, 0));
-    int64_t ints[4];
     download(l, ints, sizeof ints);
     CHECK_MSG(ints[0] == 1 && ints[1] == 1 && ints[2] == 1 && ints[3] == 0, "bools %lld %lld %lld %lld",
               (long long)ints[0], (long long)ints[1], (long long)ints[2], (long long)ints[3]);
     if (have_fp64()) {
-        double wide[4];
+        double wide[4] = {0};
         mg_cl_buffer_t *w = upload(wide, sizeof wide);
         OK(mg_cl_copy_strided(1, n4, MG_F32, f, 0, one, MG_F64, w, 0, one, 0));
         download(w, wide, sizeof wide);
@@ -100,7 +101,7 @@ TEST(opencl_compare_where_pow) {
     if (!device_ready()) return;
     /* mask (2, 3) = a (2, 3) < b (3,) broadcast; out = mask ? a : b. */
     float a[6] = {1, 5, -1, 2, 2, NAN}, b[3] = {2, 2, 2}, got[6];
-    unsigned char mask[6];
+    unsigned char mask[6] = {0};
     mg_cl_buffer_t *da = upload(a, sizeof a), *db = upload(b, sizeof b), *dm = upload(mask, 6);
     mg_cl_buffer_t *out = upload(a, sizeof a);
     const int64_t shape[2] = {2, 3}, sa[2] = {3, 1}, sb[2] = {0, 1};
@@ -177,7 +178,7 @@ TEST(opencl_conv2d_matches_naive_sums) {
     const mg_window2d_t win = {KH, KW, 2, 1, 1, 0};
     const int OH = (H + 2 - KH) / 2 + 1, OW = (W - KW) / 1 + 1;
     float x[N * CI * H * W], wt[CO * CI * KH * KW], bias[CO], dout[N * CO * 4 * 5];
-    float out[N * CO * 4 * 5], dx[N * CI * H * W], dw[CO * CI * KH * KW], db[CO];
+    float out[N * CO * 4 * 5] = {0}, dx[N * CI * H * W] = {0}, dw[CO * CI * KH * KW] = {0}, db[CO] = {0};
     CHECK(OH == 4 && OW == 5);
     random_floats(x, N * CI * H * W), random_floats(wt, CO * CI * KH * KW);
     random_floats(bias, CO), random_floats(dout, N * CO * OH * OW);
@@ -228,7 +229,7 @@ TEST(opencl_pools_match_naive_loops) {
     /* 3x3 windows, stride 2, padding 1 on a 5x4 plane with ties: first max wins. */
     const mg_window2d_t win = {3, 3, 2, 2, 1, 1};
     enum { PH = 5, PW = 4, OH = 3, OW = 2 };
-    float x[PH * PW], g[OH * OW], out[OH * OW], dx[PH * PW];
+    float x[PH * PW], g[OH * OW], out[OH * OW] = {0}, dx[PH * PW] = {0};
     for (int i = 0; i < PH * PW; i++) x[i] = (float)(i % 3);   /* many equal maxima */
     for (int i = 0; i < OH * OW; i++) g[i] = (float)(i + 1);
     double want_max[OH * OW], want_avg[OH * OW], want_dmax[PH * PW] = {0}, want_davg[PH * PW] = {0};
