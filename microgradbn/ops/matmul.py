@@ -11,7 +11,7 @@ flattened batch instead of a batch of products summed afterwards.
 """
 import numpy as np
 
-from .._backend import backend, backend_pair, cpu
+from .._backend import ClArray, backend, backend_pair, cpu
 from ..autograd import Function, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor
@@ -26,7 +26,7 @@ class MatMul(Function):
         if x.dtype is not y.dtype:
             dtype = result_dtype(x, y)
             x, y = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
-        xp = backend_pair(x, y)
+        xp = cpu if type(x) is not ClArray and type(y) is not ClArray else backend_pair(x, y)   # (inlined)
         self.save_for_backward(x, y)
         if x.dtype not in cpu.DTYPE_CODES:
             return np.matmul(x, y)

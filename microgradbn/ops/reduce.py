@@ -43,10 +43,9 @@ def reduce_sum_array(x, axes):
     """x summed over axes (a tuple), float32 accumulated in float64."""
     if x.dtype not in _FLOATS:
         return np.sum(x, axis=axes)
-    xp = backend(x)
-    if xp is cpu and len(axes) == x.ndim and x.flags.c_contiguous:
+    if type(x) is not ClArray and len(axes) == x.ndim and x.flags.c_contiguous:
         return cpu.sum_all(x)
-    return xp.reduce(cpu.REDUCE_SUM, x, axes)
+    return backend(x).reduce(cpu.REDUCE_SUM, x, axes)
 
 
 def _count(shape, axes):
