@@ -256,7 +256,8 @@ class Tensor:
         if gradient is None:
             if data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            gradient = _backend.full(data.shape, 1, data.dtype, data)
+            gradient = np.array(1, data.dtype).reshape(data.shape) if type(data) is not ClArray else \
+                _backend.full(data.shape, 1, data.dtype, data)       # (np.full costs more per call)
         elif type(data) is ClArray or isinstance(gradient, Tensor) and type(gradient.data) is ClArray:
             gradient = gradient.data if isinstance(gradient, Tensor) else _backend.to_device(
                 _to_array(gradient, data.dtype, copy=False), data.device)
