@@ -21,7 +21,7 @@ import threading
 
 import numpy as np
 
-from ._backend import cpu
+from ._backend import backend, cpu
 
 _new = object.__new__
 
@@ -207,9 +207,9 @@ def topological_order(root):
 
 
 def accumulate(total, grad):
-    """total + grad, on the C add when both are float arrays of one shape."""
+    """total + grad, on the backend's add when both are float arrays of one shape."""
     if total.shape == grad.shape and total.dtype == grad.dtype and total.dtype in cpu.DTYPE_CODES:
-        return cpu.add(total, grad)
+        return backend(total).add(total, grad)
     return total + grad
 
 
@@ -265,7 +265,7 @@ def unbroadcast(grad, shape):
     )
     if grad.dtype not in cpu.DTYPE_CODES:
         return np.sum(grad, axis=axes).reshape(shape)
-    return cpu.reduce(cpu.REDUCE_SUM, grad, axes).reshape(shape)
+    return backend(grad).reduce(cpu.REDUCE_SUM, grad, axes).reshape(shape)
 
 
 from . import tensor as _tensor  # noqa: E402  (tensor.py imports this module first)

@@ -1,6 +1,7 @@
 """Making tensors: from data, filled, ranges and random (seeded by manual_seed)."""
 import numpy as np
 
+from . import _backend
 from .tensor import Tensor, _as_dtype, _to_array, float32
 
 _generator = np.random.default_rng()
@@ -17,9 +18,11 @@ def generator():
     return _generator
 
 
-def _device_ok(device):
-    if device not in (None, "cpu"):
-        raise RuntimeError(f"device {device!r} is not available; this build has the 'cpu' device")
+def _on(device, array, requires_grad=False):
+    """A tensor of array (made on the CPU, where the values come from) on device."""
+    index = _backend.parse_device(device)
+    data = array if index is None else _backend.to_device(array, index)
+    return Tensor._wrap(data).requires_grad_(requires_grad) if requires_grad else Tensor._wrap(data)
 
 
 def _shape(size):
@@ -36,8 +39,9 @@ def _shape(size):
 def tensor(data, dtype=None, requires_grad=False, device=None):
     """A new tensor holding a copy of data (NumPy floats keep their dtype,
     Python floats give float32, ints give int64)."""
-    _device_ok(device)
-    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+    if device is None or device == "cpu":
+        return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+    return _on(device, _to_array(data, dtype), requires_grad)
 
 
 def from_numpy(array):
@@ -60,9 +64,14 @@ def from_dlpack(obj):
 
 
 def _filled(fill, size, dtype, requires_grad, device):
-    _device_ok(device)
     dtype = _as_dtype(dtype) or float32
-    return Tensor(np.full(_shape(size), fill, dtype=dtype), requires_grad=requires_grad)
+    index = _backend.parse_device(device)
+    if index is None:
+        return Tensor(np.full(_shape(size), fill, dtype=dtype), requires_grad=requires_grad)
+    if dtype not in _backend.cpu.DTYPE_CODES:       # the device's checks and message
+        _backend.to_device(np.empty((0,), dtype), index)
+    t = Tensor._wrap(_backend.opencl.full(_shape(size), fill, dtype, index))   # filled on the device
+    return t.requires_grad_(requires_grad) if requires_grad else t
 
 
 def empty(*size, dtype=None, requires_grad=False, device=None):
@@ -82,20 +91,20 @@ def full(size, fill_value, dtype=None, requires_grad=False, device=None):
                    requires_grad, device)
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def zeros_like(t, dtype=None, requires_grad=False, device=None):
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device or t.device)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def ones_like(t, dtype=None, requires_grad=False, device=None):
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device or t.device)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def full_like(t, fill_value, dtype=None, requires_grad=False, device=None):
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, requires_grad=requires_grad,
+                device=device or t.device)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None):
-    _device_ok(device)
     if end is None:
         start, end = 0, start
     if step == 0:
@@ -103,24 +112,24 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None
     values = np.arange(start, end, step)
     if dtype is None:
         dtype = np.int64 if values.dtype.kind in "iu" else float32
-    return Tensor(_to_array(values, dtype), requires_grad=requires_grad)
+    return _on(device, _to_array(values, dtype), requires_grad)
 
 
 def randn(*size, dtype=None, requires_grad=False, device=None):
-    _device_ok(device)
+    """Standard normal draws (made on the CPU from the seeded generator, then
+    moved: the same seed gives the same values on every device)."""
     dtype = _as_dtype(dtype) or float32
-    return Tensor(_generator.standard_normal(_shape(size)).astype(dtype), requires_grad=requires_grad)
+    return _on(device, _generator.standard_normal(_shape(size)).astype(dtype), requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad=False, device=None):
-    _device_ok(device)
     dtype = _as_dtype(dtype) or float32
-    return Tensor(_generator.random(_shape(size)).astype(dtype), requires_grad=requires_grad)
+    return _on(device, _generator.random(_shape(size)).astype(dtype), requires_grad)
 
 
-def randn_like(t, dtype=None, requires_grad=False):
-    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def randn_like(t, dtype=None, requires_grad=False, device=None):
+    return randn(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device or t.device)
 
 
-def rand_like(t, dtype=None, requires_grad=False):
-    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+def rand_like(t, dtype=None, requires_grad=False, device=None):
+    return rand(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad, device=device or t.device)

@@ -9,11 +9,16 @@ parameter's size costs page faults on top of the arithmetic). Why NumPy and
 not the C kernels: each line is one memory-bound pass, which a NumPy ufunc
 already runs at memory speed; what would pay is one fused kernel per update
 (one pass over p, grad and the state instead of four to eight).
+
+A parameter on an OpenCL device is updated there by the device's fused step
+(opencl.sgd_step / adam_step: the same order of operations, one kernel), its
+state on the same device.
 """
 import math
 
 import numpy as np
 
+from ._backend import ClArray, opencl
 from .tensor import Tensor
 
 
@@ -65,13 +70,21 @@ class Optimizer:
                 if set_to_none:
                     param.grad = None
                 else:
-                    param.grad.data[...] = 0
+                    param.grad.zero_()
 
     def step(self):
         for group in self.param_groups:
             for param in group["params"]:
-                if param.grad is not None:
-                    self._update(group, param.data, param.grad.data, self.state.setdefault(id(param), {}))
+                if param.grad is None:
+                    continue
+                p, grad, state = param.data, param.grad.data, self.state.setdefault(id(param), {})
+                if type(p) is ClArray:
+                    if type(grad) is not ClArray or grad.device != p.device:
+                        raise RuntimeError(f"the gradient of a parameter on {param.device} is on "
+                                           f"{param.grad.device}")
+                    self._device_update(group, p, grad, state)
+                else:
+                    self._update(group, p, grad, state)
 
     def _work(self, p, count):
         """count scratch arrays of p's shape and dtype: views of one reused buffer."""
@@ -94,7 +107,7 @@ class Optimizer:
             saved = {k: v for k, v in group.items() if k != "params"}
             saved["params"] = [index[id(p)] for p in group["params"]]
             groups.append(saved)
-        state = {index[key]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+        state = {index[key]: {k: (v.copy() if isinstance(v, (np.ndarray, ClArray)) else v) for k, v in s.items()}
                  for key, s in self.state.items()}
         return {"state": state, "param_groups": groups}
 
@@ -112,7 +125,7 @@ class Optimizer:
         for saved_index, param in params:
             saved_state = state_dict["state"].get(saved_index)
             if saved_state is not None:
-                self.state[id(param)] = {k: _state_value(v, param.dtype) for k, v in saved_state.items()}
+                self.state[id(param)] = {k: _state_value(v, param) for k, v in saved_state.items()}
         for mine, saved in zip(self.param_groups, groups):
             mine.update({k: v for k, v in saved.items() if k != "params"})
 
@@ -124,14 +137,19 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
-def _state_value(value, dtype):
-    """A loaded state entry: arrays as fresh arrays of the parameter's dtype,
-    0-d ones (a step count from mg.load) as Python numbers."""
+def _state_value(value, param):
+    """A loaded state entry: arrays as fresh arrays of the parameter's dtype on
+    its device, 0-d ones (a step count from mg.load) as Python numbers."""
     if isinstance(value, Tensor):
         value = value.data
+    if type(value) is ClArray:
+        value = value.numpy()
     if not isinstance(value, np.ndarray):
         return value
-    return value.item() if value.ndim == 0 else np.array(value, dtype=dtype)
+    if value.ndim == 0:
+        return value.item()
+    array = np.array(value, dtype=param.dtype)
+    return opencl.ClArray.from_numpy(array, param.data.device) if type(param.data) is ClArray else array
 
 
 class SGD(Optimizer):
@@ -165,6 +183,15 @@ class SGD(Optimizer):
                 buf += grad if dampening == 0 else (1 - dampening) * grad
             grad = np.add(grad, momentum * buf, out=work) if group["nesterov"] else buf
         p -= np.multiply(grad, lr, out=work)
+
+    def _device_update(self, group, p, grad, state):
+        momentum = group["momentum"]
+        buf = state.get("momentum_buffer")
+        first = buf is None
+        if momentum != 0 and first:     # the kernel sets it to the gradient on the first step
+            buf = state["momentum_buffer"] = opencl.empty(p.shape, p.dtype, p.device)
+        opencl.sgd_step(p, grad, buf if momentum != 0 else None, group["lr"], momentum, group["dampening"],
+                        group["weight_decay"], group["nesterov"], first)
 
 
 class Adam(Optimizer):
@@ -212,6 +239,16 @@ class Adam(Optimizer):
         update = np.divide(m, denom, out=tmp)
         update *= step_size
         p -= update
+
+    def _device_update(self, group, p, grad, state):
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = opencl.zeros(p.shape, p.dtype, p.device)
+            state["exp_avg_sq"] = opencl.zeros(p.shape, p.dtype, p.device)
+        state["step"] += 1
+        (beta1, beta2) = group["betas"]
+        opencl.adam_step(p, grad, state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2, group["eps"],
+                         group["weight_decay"], state["step"], self.decoupled)
 
 
 class AdamW(Adam):

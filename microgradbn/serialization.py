@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from ._backend import to_host
 from .tensor import Tensor
 
 
@@ -33,7 +34,7 @@ def _flatten(obj, prefix, out):
 
 def _array(value, key):
     if isinstance(value, Tensor):
-        return value.data
+        return to_host(value.data)        # a device tensor is saved from a copy on the CPU
     if isinstance(value, np.ndarray) and value.dtype.kind in "biufU":
         return value
     if isinstance(value, (numbers.Number, str, list, tuple)) and not isinstance(value, complex):

@@ -1,6 +1,7 @@
 """Tensor: an array with a place in the autograd graph.
 
-A Tensor holds its storage (`data`, a NumPy array on the CPU), whether it
+A Tensor holds its storage (`data`: a NumPy array on the CPU, a ClArray
+device buffer on OpenCL, see _backend/), whether it
 `requires_grad`, its accumulated `grad` (a Tensor, for leaves) and, when an
 op made it, that op's graph node `grad_fn`. Ops live in microgradbn/ops/;
 the methods below only route to them.
@@ -13,8 +14,9 @@ import weakref
 
 import numpy as np
 
-from . import autograd
+from . import _backend, autograd
 from ._backend import cpu
+from ._backend.opencl import ClArray
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -41,7 +43,7 @@ def _to_array(data, dtype=None, copy=True):
     """NumPy array of a supported dtype, native byte order (tensor() semantics)."""
     dtype = _as_dtype(dtype)
     if isinstance(data, Tensor):
-        data = data.data
+        data = _backend.to_host(data.data)      # (a tensor on a device is copied from there)
     if isinstance(data, np.generic):   # a NumPy scalar keeps its dtype, as an array would
         data = np.asarray(data)
     if isinstance(data, np.ndarray):
@@ -101,7 +103,8 @@ class Tensor:
         Ops check `t._handle_of is t.data` first, inline: a hit is one compare."""
         data = self.data
         if self._handle_of is not data:
-            usable = data.dtype in _FLOAT_DTYPES and data.flags.c_contiguous
+            usable = (isinstance(data, np.ndarray) and data.dtype in _FLOAT_DTYPES
+                      and data.flags.c_contiguous)
             self._handle, self._handle_of = cpu.handle(data) if usable else None, data
         return self._handle
 
@@ -130,7 +133,13 @@ class Tensor:
 
     @property
     def device(self):
-        return "cpu"
+        """"cpu", or "opencl:<index>" for a tensor on an OpenCL device."""
+        data = self.data
+        return f"opencl:{data.device}" if type(data) is ClArray else "cpu"
+
+    @property
+    def is_opencl(self):
+        return type(self.data) is ClArray
 
     @property
     def is_leaf(self):
@@ -142,16 +151,18 @@ class Tensor:
     def __len__(self):
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return self.data.shape[0]
 
     def __iter__(self):
         if self.data.ndim == 0:
             raise TypeError("iteration over a 0-d tensor")
-        return (self[i] for i in range(len(self.data)))
+        return (self[i] for i in range(self.data.shape[0]))
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        body = np.array2string(_backend.to_host(self.data), separator=", ", prefix="tensor(")
         extra = ""
+        if type(self.data) is ClArray:
+            extra += f", device='{self.device}'"
         if self.data.dtype not in (float32, int64, bool_):
             extra += f", dtype=mg.{_DTYPE_NAMES[self.data.dtype]}"
         if self.grad_fn is not None:
@@ -163,34 +174,44 @@ class Tensor:
     # ---- to Python and NumPy ---------------------------------------------
 
     def numpy(self):
-        """The storage itself (zero-copy), as torch.Tensor.numpy()."""
+        """The storage itself (zero-copy) on the CPU, as torch.Tensor.numpy();
+        a copy from an OpenCL device (it waits for the kernels writing it)."""
         if self.requires_grad:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. "
                                "Use tensor.detach().numpy() instead.")
-        return self.data
+        return _backend.to_host(self.data)
 
     def __array__(self, dtype=None, copy=None):
-        return self.data if dtype is None else self.data.astype(dtype)
+        data = _backend.to_host(self.data)
+        return data if dtype is None else data.astype(dtype)
+
+    def cpu(self):
+        """This tensor on the CPU (itself when it is there), as torch.Tensor.cpu()."""
+        return self.to("cpu")
 
     def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
         """The storage as a DLPack capsule, zero-copy (np.from_dlpack,
         torch.from_dlpack, ...): NumPy's own export of `data`."""
         if self.requires_grad:
             raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
+        if type(self.data) is ClArray:
+            raise BufferError(f"DLPack export of a tensor on {self.device} is not supported; use .cpu() first")
         options = {"max_version": max_version, "dl_device": dl_device, "copy": copy}
         # NumPy before 2.1 knows only `stream`: pass the others only when given
         return self.data.__dlpack__(stream=stream, **{k: v for k, v in options.items() if v is not None})
 
     def __dlpack_device__(self):
+        if type(self.data) is ClArray:
+            raise BufferError(f"DLPack export of a tensor on {self.device} is not supported; use .cpu() first")
         return self.data.__dlpack_device__()
 
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar")
-        return self.data.reshape(()).item()
+        return _backend.to_host(self.data).reshape(()).item()
 
     def tolist(self):
-        return self.data.tolist()
+        return _backend.to_host(self.data).tolist()
 
     def __float__(self):
         return float(self.item())
@@ -206,7 +227,7 @@ class Tensor:
     def __bool__(self):
         if self.data.size != 1:
             raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
-        return bool(self.data.reshape(()).item())
+        return bool(self.item())
 
     # ---- autograd --------------------------------------------------------
 
@@ -231,15 +252,22 @@ class Tensor:
     def backward(self, gradient=None, retain_graph=False):
         if not self.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+        data = self.data
         if gradient is None:
-            if self.data.size != 1:
+            if data.size != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
-            gradient = np.array(1, self.data.dtype).reshape(self.data.shape)
+            gradient = np.array(1, data.dtype).reshape(data.shape) if type(data) is not ClArray else \
+                _backend.full(data.shape, 1, data.dtype, data)       # (np.full costs more per call)
+        elif type(data) is ClArray or isinstance(gradient, Tensor) and type(gradient.data) is ClArray:
+            gradient = gradient.data if isinstance(gradient, Tensor) else _backend.to_device(
+                _to_array(gradient, data.dtype, copy=False), data.device)
+            _backend.backend_of(data, gradient)
+            gradient = gradient.astype(data.dtype, copy=False)
         else:
-            gradient = _to_array(gradient, self.data.dtype, copy=False)
-            if gradient.shape != self.data.shape:
-                raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {gradient.shape} "
-                                   f"and output has a shape of {self.data.shape}")
+            gradient = _to_array(gradient, data.dtype, copy=False)
+        if gradient.shape != data.shape:
+            raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {gradient.shape} "
+                               f"and output has a shape of {data.shape}")
         autograd.run_backward(self, gradient, retain_graph=retain_graph)
 
     def register_hook(self, hook):
@@ -274,7 +302,10 @@ class Tensor:
 
     def _accumulate_grad(self, grad):
         if self.grad is None:
-            self.grad = Tensor._wrap(np.array(grad, dtype=self.data.dtype, order="C", copy=True))
+            if type(grad) is ClArray:    # gradients live on their tensor's device
+                self.grad = Tensor._wrap(grad.astype(self.data.dtype, copy=True))
+            else:
+                self.grad = Tensor._wrap(np.array(grad, dtype=self.data.dtype, order="C", copy=True))
         else:
             self.grad = Tensor._wrap(autograd.accumulate(self.grad.data, grad))
 
@@ -292,32 +323,50 @@ class Tensor:
                                "are not supported; use the out-of-place op")
 
     def zero_(self):
-        self._check_inplace()
-        self.data[...] = 0
-        return self
+        return self.fill_(0)
 
     def fill_(self, value):
         self._check_inplace()
-        self.data[...] = value
+        if type(self.data) is ClArray:
+            self.data.fill_(value)
+        else:
+            self.data[...] = value
         return self
 
     def copy_(self, src):
+        """Copy src's values (broadcast to this shape) into this storage; src
+        may be on another device (the copy moves it)."""
         self._check_inplace()
-        src = src.data if isinstance(src, Tensor) else np.asarray(src)
-        np.copyto(self.data, np.broadcast_to(src, self.data.shape), casting="same_kind")
+        data = self.data
+        if type(data) is ClArray:
+            src = src.data if isinstance(src, Tensor) else np.asarray(src, dtype=data.dtype)
+            src = _backend.to_device(src, data.device).astype(data.dtype, copy=False)
+            _backend.opencl.binary(cpu.OP_MUL, src, _backend.scalar(1, data.dtype, data), data.shape,
+                                   data.dtype, out=data)
+            return self
+        src = _backend.to_host(src.data) if isinstance(src, Tensor) else np.asarray(src)
+        np.copyto(data, np.broadcast_to(src, data.shape), casting="same_kind")
         return self
 
     def _inplace(self, ufunc, other):
         self._check_inplace()
         other = other.data if isinstance(other, Tensor) else other
-        ufunc(self.data, other, out=self.data, casting="same_kind")
+        data = self.data
+        if type(data) is ClArray or type(other) is ClArray:
+            if type(other) is not ClArray and np.ndim(other) == 0:   # a number goes to the device
+                other = _backend.full((), other, data.dtype, data)
+            xp = _backend.backend_of(data, other)
+            xp.binary(_INPLACE_OPS[ufunc], data, other.astype(data.dtype, copy=False), data.shape, data.dtype,
+                      out=data)
+            return self
+        ufunc(data, other, out=data, casting="same_kind")
         return self
 
     def add_(self, other, alpha=1):
-        return self._inplace(np.add, other if alpha == 1 else _ops.mul(other, alpha).data)
+        return self._inplace(np.add, _times(other, alpha))
 
     def sub_(self, other, alpha=1):
-        return self._inplace(np.subtract, other if alpha == 1 else _ops.mul(other, alpha).data)
+        return self._inplace(np.subtract, _times(other, alpha))
 
     def mul_(self, other):
         return self._inplace(np.multiply, other)
@@ -327,18 +376,30 @@ class Tensor:
 
     def clamp_(self, min=None, max=None):
         self._check_inplace()
-        np.copyto(self.data, _ops.clamp(self.detach(), min, max).data)
-        return self
+        return self.copy_(_ops.clamp(self.detach(), min, max))
 
     def __setitem__(self, index, value):
         self._check_inplace()
         value = value.data if isinstance(value, Tensor) else value
+        if type(self.data) is ClArray:
+            _ops.shape.assign(self.data, _ops.shape.plain_index(index), value)
+            return
         self.data[_ops.shape.plain_index(index)] = value
 
     __iadd__ = add_
     __isub__ = sub_
     __imul__ = mul_
     __itruediv__ = div_
+
+
+def _times(other, alpha):
+    """other * alpha for add_/sub_ (other a tensor or a number)."""
+    if alpha == 1:
+        return other
+    return _ops.mul(other, alpha).data if isinstance(other, Tensor) else other * alpha
+
+
+_INPLACE_OPS = {np.add: cpu.OP_ADD, np.subtract: cpu.OP_SUB, np.multiply: cpu.OP_MUL, np.true_divide: cpu.OP_DIV}
 
 
 class _GradHook:

@@ -3,6 +3,7 @@
     python -m microgradbn.train                       # MLP 784-256-BN-ReLU-128-BN-ReLU-10, SGD
     python -m microgradbn.train --no-bn --optimizer adam --epochs 5
     microgradbn-train --model cnn --save model.npz
+    python -m microgradbn.train --device opencl        # on the first OpenCL device
 
 Prints per-epoch loss and accuracy (train and test), the final test
 accuracy, wall time and steps per second. The progress bar is tqdm's when
@@ -16,6 +17,7 @@ import numpy as np
 
 import microgradbn as mg
 from microgradbn import nn, optim
+from microgradbn._backend import parse_device
 from microgradbn.datasets import DataLoader, load_mnist
 from microgradbn.nn import functional as F
 
@@ -64,13 +66,15 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="C kernel threads (default: all)")
-    p.add_argument("--device", default="cpu", help="only cpu in this build")
+    p.add_argument("--device", default="cpu", help="cpu, opencl or opencl:<index>")
     p.add_argument("--train-size", type=int, default=None, help="use the first N training images")
     p.add_argument("--save", metavar="PATH", default=None, help="write the state_dict as .npz")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     args = p.parse_args(argv)
-    if args.device != "cpu":
-        p.error(f"device {args.device!r} is not available: this build has the 'cpu' device only")
+    try:
+        parse_device(args.device)
+    except (RuntimeError, TypeError) as e:
+        p.error(f"--device {args.device}: {e}")
     for name in ("epochs", "batch_size", "threads", "train_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -122,16 +126,21 @@ def progress_bar(total, desc, enabled):
     return tqdm(total=total, desc=desc, leave=False)
 
 
-def evaluate(model, x, y, batch_size=1000):
+def correct_count(logits, target):
+    """How many rows of logits have their maximum at target (read on the CPU)."""
+    return int((logits.detach().cpu().numpy().argmax(axis=1) == target).sum())
+
+
+def evaluate(model, x, y, batch_size=1000, device="cpu"):
     """Mean cross-entropy loss and accuracy of model (in eval mode) on x, y."""
     model.eval()
     total_loss, correct = 0.0, 0
     with mg.no_grad():
         for start in range(0, len(y), batch_size):
-            logits = model(mg.from_numpy(x[start:start + batch_size]))
+            logits = model(mg.from_numpy(x[start:start + batch_size]).to(device))
             target = y[start:start + batch_size]
-            total_loss += F.cross_entropy(logits, mg.from_numpy(target), reduction="sum").item()
-            correct += int((logits.data.argmax(axis=1) == target).sum())
+            total_loss += F.cross_entropy(logits, mg.from_numpy(target).to(device), reduction="sum").item()
+            correct += correct_count(logits, target)
     model.train()
     return total_loss / len(y), correct / len(y)
 
@@ -147,13 +156,13 @@ def train(args, out=None):
     x_test, y_test = load_mnist("test", flatten=flat)
     if args.train_size is not None:
         x_train, y_train = x_train[:args.train_size], y_train[:args.train_size]
-    model = (build_mlp if flat else build_cnn)(args.bn)
+    model = (build_mlp if flat else build_cnn)(args.bn).to(args.device)
     optimizer = make_optimizer(args, model.parameters())
     loader = DataLoader(x_train, y_train, args.batch_size, shuffle=True, seed=args.seed, drop_last=True)
     if len(loader) == 0:
         raise SystemExit(f"error: {len(y_train)} training images make no batch of {args.batch_size}")
     print(f"microgradbn {mg.__version__} ({mg.backend_info()['isa']}, {mg.get_num_threads()} threads): "
-          f"{args.model} {'with' if args.bn else 'without'} BN, {args.optimizer} lr={args.lr}, "
+          f"{args.model} {'with' if args.bn else 'without'} BN on {args.device}, {args.optimizer} lr={args.lr}, "
           f"{len(y_train)} train / {len(y_test)} test images, batch {args.batch_size}", file=out)
     print(model, file=out)
     history, steps, train_seconds = [], 0, 0.0
@@ -162,14 +171,14 @@ def train(args, out=None):
         loss_sum, correct, seen = 0.0, 0, 0
         start = time.perf_counter()
         for xb, yb in loader:
-            logits = model(mg.from_numpy(xb))
-            loss = F.cross_entropy(logits, mg.from_numpy(yb))
+            logits = model(mg.from_numpy(xb).to(args.device))
+            loss = F.cross_entropy(logits, mg.from_numpy(yb).to(args.device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             loss_value = loss.item()
             loss_sum += loss_value * len(yb)
-            correct += int((logits.data.argmax(axis=1) == yb).sum())
+            correct += correct_count(logits, yb)
             seen += len(yb)
             steps += 1
             if bar is not None:
@@ -178,7 +187,7 @@ def train(args, out=None):
         train_seconds += time.perf_counter() - start
         if bar is not None:
             bar.close()
-        test_loss, test_acc = evaluate(model, x_test, y_test)
+        test_loss, test_acc = evaluate(model, x_test, y_test, device=args.device)
         history.append(dict(epoch=epoch, train_loss=loss_sum / seen, train_acc=correct / seen,
                             test_loss=test_loss, test_acc=test_acc))
         print(f"epoch {epoch:3d}  train loss {loss_sum / seen:.4f}  acc {correct / seen:.4f}  |  "

@@ -9,12 +9,20 @@ big-endian), with the same logical values every time, it checks
   - backward against the NumPy oracle too: for a random upstream gradient g
     and random directions v, <dL/dx, v> must equal the central difference
     (f(x + h v) - f(x - h v)) . g / 2h computed in float64;
-  - forward and backward against PyTorch, when it is installed.
+  - forward and backward against PyTorch, when it is installed;
+  - on the OpenCL device, when there is one (OPENCL below): forward against
+    the same oracle and the gradients against the CPU's (float32 within
+    1e-5, float64 within 1e-12 of their largest magnitude). Device storage
+    is contiguous, so one layout covers it. An op without a device kernel
+    yet must raise the clear NotImplementedError (float64 on a device without
+    cl_khr_fp64: DTypeError), and then the rest of its device check is
+    skipped (it starts to run when the kernel comes).
 """
 import numpy as np
 import pytest
 
 import microgradbn as mg
+from microgradbn._backend import opencl as _cl
 
 try:
     import torch
@@ -26,6 +34,9 @@ SIZES = (1, 7, 33, 1000)
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
 GRAD_TOL = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-9, atol=1e-10)}
 DIRECTIONAL_RTOL = {np.float32: 1e-4, np.float64: 1e-6}
+DEVICE_TOL = {np.float32: 1e-5, np.float64: 1e-12}
+# the OpenCL device's dtypes, () without a device
+OPENCL = () if not _cl.is_available() else (np.float32,) + ((np.float64,) if _cl.device_info(0)["fp64"] else ())
 
 
 def _strided(a):
@@ -77,6 +88,7 @@ def check_op(mg_fn, np_fn, shapes, torch_fn=None, *, dtypes=DTYPES, layouts=tupl
         exact64 = [v.astype(np.float64) for v in values]
         expected = np.asarray(np_fn(*exact64))
         upstream = rng.standard_normal(expected.shape)
+        cpu_grads = None
         for layout in layouts:
             inputs = [_make(v, layout, grad) for v in values]
             out = mg_fn(*inputs)
@@ -91,8 +103,34 @@ def check_op(mg_fn, np_fn, shapes, torch_fn=None, *, dtypes=DTYPES, layouts=tupl
                 assert t.grad is not None and t.grad.shape == t.shape and t.grad.dtype == dtype, where
             _check_directional(np_fn, exact64, upstream, [t.grad.data for t in inputs], rng,
                                directions, DIRECTIONAL_RTOL[dtype], where)
+            cpu_grads = cpu_grads or [t.grad.numpy() for t in inputs]
             if torch is not None and torch_fn is not None and layout == "contiguous":
                 _check_torch(torch_fn, values, upstream.astype(dtype), out, inputs, dtype, where)
+        if dtype in OPENCL:
+            _check_device(mg_fn, values, expected, upstream.astype(dtype), cpu_grads, dtype, grad,
+                          (tol or TOL)[dtype], f"opencl, dtype={np.dtype(dtype).name}, shapes={shapes}")
+
+
+def _check_device(mg_fn, values, expected, upstream, cpu_grads, dtype, grad, tol, where):
+    """mg_fn on the OpenCL device: forward against the oracle, grads against the CPU's."""
+    inputs = [mg.tensor(v, device="opencl", requires_grad=grad) for v in values]
+    try:
+        out = mg_fn(*inputs)
+        if grad:
+            out.backward(mg.tensor(upstream, device="opencl"))
+    except NotImplementedError as e:
+        assert "is not supported on device opencl yet" in str(e), where
+        return
+    except mg.DTypeError as e:          # float64 on a device without it (an op casting to float64)
+        assert "cl_khr_fp64" in str(e) and np.float64 not in OPENCL, where
+        return
+    assert out.device == "opencl:0" and out.dtype == dtype and out.shape == expected.shape, where
+    np.testing.assert_allclose(out.detach().numpy(), expected, **tol, err_msg=where)
+    for i, (t, want) in enumerate(zip(inputs, cpu_grads or ())):
+        assert t.grad.device == "opencl:0", where
+        got, scale = t.grad.numpy(), float(np.abs(want).max(initial=0.0)) or 1.0
+        np.testing.assert_allclose(got, want, rtol=DEVICE_TOL[dtype], atol=DEVICE_TOL[dtype] * scale,
+                                   err_msg=f"{where}: grad of input {i} vs the CPU")
 
 
 def _check_directional(np_fn, exact64, upstream, grads, rng, directions, rtol, where):

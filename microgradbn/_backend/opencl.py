@@ -203,6 +203,22 @@ class ClArray:
             _check(lib.mg_cl_copy(self.buffer, 0, out.buffer, 0, self.nbytes))
         return out
 
+    def fill_(self, value):
+        """Sets every element to value, in place (on the device)."""
+        _check(lib.mg_cl_fill(_dtype_code(self.dtype), self.buffer, self.size, value))
+        return self
+
+    def astype(self, dtype, copy=True):
+        """This array in dtype, as ndarray.astype: itself when it already has
+        dtype and copy is false; a float32<->float64 cast runs on the device."""
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self.copy() if copy else self
+        cast = globals().get("astype")    # (the module's function, from the kernels' section)
+        if cast is None:
+            raise NotImplementedError(f"casting {self.dtype} to {dtype} is not supported on device opencl yet")
+        return cast(self, dtype)
+
     def __repr__(self):
         return f"ClArray(shape={self.shape}, dtype={self.dtype}, device={self.device})"
 

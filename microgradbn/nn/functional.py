@@ -10,12 +10,14 @@ NumPy arrays), so a layer costs one graph node, not a chain of primitives:
     batch_norm     the fused BN node (microgradbn/ops/batchnorm.py); and
     batch_norm_primitives, the same BN as the paper's graph of primitive ops
 
-Names and argument orders follow torch.nn.functional.
+Names and argument orders follow torch.nn.functional. Each runs on the
+backend of its input's storage (cpu or opencl); see each op for what the
+OpenCL device does not have yet.
 """
 import numpy as np
 
-from .. import creation
-from .._backend import cpu
+from .. import _backend, creation
+from .._backend import ClArray, backend, backend_of, cpu, require
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
 from ..ops import reduce_sum_array, unary
@@ -24,11 +26,6 @@ from ..tensor import Tensor, _to_array, float32, float64
 
 _FLOATS = (float32, float64)
 _REDUCTIONS = ("mean", "sum", "none")
-
-
-# a @ b for 2-D arrays, either of which may be a transposed view: the backend's
-# GEMM reads them through their strides, no copy.
-_matmul = cpu.matmul
 
 
 # ---- linear ---------------------------------------------------------------
@@ -41,18 +38,20 @@ class Linear(Function):
     """
 
     def forward(self, x, weight, bias=None):
+        xp = backend_of(x, weight, bias)
         self.save_for_backward(x, weight)
         x2 = x.reshape(-1, x.shape[-1])
-        out = _matmul(x2, weight.T)
+        out = xp.matmul_nt(x2, weight)           # W^T read in place: no copy
         if bias is not None:
-            out += bias
+            xp.binary(cpu.OP_ADD, out, bias, out.shape, out.dtype, out=out)
         return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(self, grad):
         x, weight = self.saved_tensors
+        xp = backend(x)
         g2 = grad.reshape(-1, weight.shape[0])
-        dx = _matmul(g2, weight).reshape(x.shape) if self.needs_input_grad[0] else None
-        dw = _matmul(g2.T, x.reshape(-1, x.shape[-1])) if self.needs_input_grad[1] else None
+        dx = xp.matmul(g2, weight).reshape(x.shape) if self.needs_input_grad[0] else None
+        dw = xp.matmul_tn(g2, x.reshape(-1, x.shape[-1])) if self.needs_input_grad[1] else None
         if len(self.needs_input_grad) == 2:
             return dx, dw
         db = reduce_sum_array(g2, (0,)) if self.needs_input_grad[2] else None
@@ -98,6 +97,7 @@ class Dropout(Function):
     generator mg.manual_seed seeds);  dx = grad * mask / (1 - p)."""
 
     def forward(self, x, p):
+        _backend.unsupported(x, "dropout")
         keep = creation.generator().random(x.shape) >= p
         scale = np.multiply(keep, 1.0 / (1.0 - p) if p < 1 else 0.0, dtype=x.dtype)
         self.save_for_backward(scale)
@@ -148,16 +148,21 @@ def _reduce(losses, reduction):
         return losses
     total = reduce_sum_array(losses, (0,))
     if reduction == "mean":
-        n = len(losses)
-        total = total / losses.dtype.type(n) if n else np.nan  # the mean of no samples is nan, as in PyTorch
-    return np.asarray(total, dtype=losses.dtype)
+        total = _backend.divide(total, losses.shape[0])   # the mean of no samples is nan, as in PyTorch
+    return total
 
 
 def _scale_per_row(grad, reduction, n):
     """The upstream grad as a per-row factor: (n, 1) for 'none', a scalar otherwise."""
     if reduction == "none":
-        return grad[:, None]
-    return grad / n if reduction == "mean" else grad
+        return grad.reshape(n, 1)
+    return _backend.divide(grad, n) if reduction == "mean" else grad
+
+
+def _row_grad(grad, reduction, n):
+    """The upstream grad of a classification loss as one factor per row:
+    (n,) for 'none', one value otherwise (grad / n for 'mean')."""
+    return _backend.divide(grad, n) if reduction == "mean" else grad
 
 
 def _check_classification(name, input, target, reduction):
@@ -176,9 +181,14 @@ def _check_classification(name, input, target, reduction):
                          f"{tuple(input.shape)} and target {tuple(target.shape)}")
     classes = input.shape[1]
     index = target.astype(np.int64, copy=False)
-    # Seen as unsigned, a negative index is huge: one max finds both kinds of bad index.
-    if index.size and index.view(np.uint64).max() >= classes:
-        bad = target[(target < 0) | (target >= classes)][0]
+    backend_of(input.data, index)
+    if type(index) is ClArray:        # (the one check here that waits for the device)
+        bad = require(backend(index), "bad_class_index", name)(index, classes)
+    else:
+        # Seen as unsigned, a negative index is huge: one max finds both kinds of bad index.
+        bad = target[(target < 0) | (target >= classes)][0] \
+            if index.size and index.view(np.uint64).max() >= classes else None
+    if bad is not None:
         raise IndexError(f"{name}: target {bad} is out of bounds: class indices must be in "
                          f"[0, {classes - 1}] for input with {classes} classes")
     return index
@@ -191,6 +201,9 @@ class CrossEntropy(Function):
     """
 
     def forward(self, x, target, reduction):
+        self.reduction = reduction
+        if type(x) is ClArray:
+            return self._device_forward(x, target, reduction)
         self.rows = np.arange(len(x))
         shifted = x - x.max(axis=1, keepdims=True)   # the max row entry becomes 0: no overflow
         probs = np.exp(shifted)
@@ -199,15 +212,26 @@ class CrossEntropy(Function):
         losses -= shifted[self.rows, target]
         probs /= sums
         self.save_for_backward(probs, target)
-        self.reduction = reduction
-        return _reduce(losses, reduction)
+        return np.asarray(_reduce(losses, reduction), dtype=x.dtype)
 
     def backward(self, grad):
         probs, target = self.saved_tensors
+        if type(probs) is ClArray:
+            return self._device_backward(grad, probs, target), None
         dx = probs.copy()   # not in place: with retain_graph=True backward may run again
         dx[self.rows, target] -= 1
         dx *= _scale_per_row(grad, self.reduction, len(dx))
         return dx, None
+
+    # On a device: the backend's fused kernels (log-softmax, a gather at the targets, and back).
+    def _device_forward(self, x, target, reduction):
+        losses, log_probs = backend(x).cross_entropy_forward(x, target)
+        self.save_for_backward(log_probs, target)
+        return _reduce(losses, reduction)
+
+    def _device_backward(self, grad, log_probs, target):
+        row_grad = _row_grad(grad, self.reduction, log_probs.shape[0])
+        return backend(log_probs).cross_entropy_backward(log_probs, target, row_grad)
 
 
 class NLLLoss(Function):
@@ -215,9 +239,14 @@ class NLLLoss(Function):
 
     def forward(self, x, target, reduction):
         self.shape, self.target, self.reduction = x.shape, target, reduction
-        return _reduce(-x[np.arange(len(x)), target], reduction)
+        if type(x) is ClArray:          # a gather at the targets on the device
+            return _reduce(backend(x).nll_forward(x, target), reduction)
+        return np.asarray(_reduce(-x[np.arange(len(x)), target], reduction), dtype=x.dtype)
 
     def backward(self, grad):
+        if type(grad) is ClArray:
+            row_grad = _row_grad(grad, self.reduction, self.shape[0])
+            return backend(grad).nll_backward(row_grad, self.target, self.shape[1]), None
         dx = np.zeros(self.shape, grad.dtype)
         dx[np.arange(len(dx)), self.target] = -_scale_per_row(grad, self.reduction, len(dx)).reshape(-1)
         return dx, None
@@ -240,21 +269,23 @@ class MSELoss(Function):
     """loss = sum((x - y)^2) [/ n];  dx = 2 (x - y) grad [/ n],  dy = -dx."""
 
     def forward(self, x, y, reduction):
-        diff = x - y
+        xp = backend_of(x, y)
+        diff = xp.binary(cpu.OP_SUB, x, y, x.shape, x.dtype)
         self.save_for_backward(diff)
         self.reduction = reduction
-        squares = diff * diff
+        squares = xp.binary(cpu.OP_MUL, diff, diff, x.shape, x.dtype)
         if reduction == "none":
             return squares
         total = reduce_sum_array(squares, tuple(range(squares.ndim)))
-        return np.asarray(total / squares.size if reduction == "mean" else total, dtype=x.dtype)
+        return _backend.divide(total, squares.size) if reduction == "mean" else total
 
     def backward(self, grad):
         (diff,) = self.saved_tensors
-        scale = grad * (2.0 / diff.size) if self.reduction == "mean" else grad * 2.0
-        dx = (diff * scale).astype(diff.dtype, copy=False)
+        xp = backend(diff)
+        scale = _backend.scale(grad, 2.0 / diff.size if self.reduction == "mean" else 2.0)
+        dx = xp.binary(cpu.OP_MUL, diff, scale.astype(diff.dtype, copy=False), diff.shape, diff.dtype)
         return (dx if self.needs_input_grad[0] else None,
-                np.negative(dx) if self.needs_input_grad[1] else None)
+                xp.unary(cpu.UNARY_NEG, dx) if self.needs_input_grad[1] else None)
 
 
 def mse_loss(input, target, reduction="mean"):

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .. import creation
+from .. import autograd, creation
 
 
 def calculate_gain(nonlinearity, param=None):
@@ -31,7 +31,12 @@ def _calculate_fan_in_and_fan_out(tensor):
 
 
 def _fill(tensor, values):
-    tensor.data[...] = values
+    """values (drawn on the CPU) written into tensor's storage, on its device."""
+    if isinstance(tensor.data, np.ndarray):
+        tensor.data[...] = values
+    else:
+        with autograd.no_grad():
+            tensor.copy_(np.asarray(values, tensor.dtype))
     return tensor
 
 

@@ -14,7 +14,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from .. import autograd
+from .. import _backend, autograd
+from .._backend import ClArray
 from ..tensor import Tensor, float32, float64
 
 _FLOATS = (float32, float64)
@@ -30,6 +31,10 @@ class Parameter(Tensor):
         array = data.data if isinstance(data, Tensor) else data
         if array is None:
             array = np.empty((0,), float32)
+        if type(array) is ClArray:      # a device tensor's storage, shared
+            self.data = array
+            self.requires_grad_(requires_grad)
+            return
         Tensor.__init__(self, array, requires_grad=requires_grad)
         if isinstance(array, np.ndarray) and self.data.dtype == array.dtype:
             self.data = array  # share the storage, as torch.nn.Parameter does
@@ -215,7 +220,7 @@ class Module:
             if set_to_none:
                 param.grad = None
             else:
-                param.grad.data[...] = 0
+                param.grad.zero_()
 
     # ---- state -------------------------------------------------------------
 
@@ -255,7 +260,7 @@ class Module:
                 continue
             value = state_dict[key]
             array = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if array.shape != target.data.shape:
+            if array.shape != tuple(target.data.shape):
                 errors.append(f"size mismatch for {key}: copying a param with shape {array.shape} from "
                               f"checkpoint, the shape in current model is {target.data.shape}.")
             sources[key] = array
@@ -264,23 +269,56 @@ class Module:
                                + "\n\t".join(errors))
         with autograd.no_grad():
             for key, array in sources.items():
-                np.copyto(own[key].data, array, casting="unsafe")
+                target = own[key]
+                if type(target.data) is ClArray:      # copied to the device, in its dtype
+                    target.copy_(_backend.to_host(array).astype(target.dtype, copy=False))
+                else:
+                    np.copyto(target.data, _backend.to_host(array), casting="unsafe")
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- device and dtype --------------------------------------------------
 
     def to(self, device=None, dtype=None):
-        """module.to("cpu"), module.to(mg.float64), module.to("cpu", mg.float64)."""
+        """module.to("opencl"), module.to("cpu"), module.to(mg.float64),
+        module.to("opencl:0", mg.float32). In place, as PyTorch: every floating
+        parameter and buffer (and grad) gets its new storage, the objects stay
+        the same, so an optimizer made before still holds them. Integer
+        buffers (BN's num_batches_tracked) stay on the CPU: the device holds
+        float32/float64 only. A cast runs on the CPU side of a move."""
         if device is not None and not isinstance(device, str):
             device, dtype = None, device
-        if device not in (None, "cpu"):
-            raise RuntimeError(f"device {device!r} is not available; this build has the 'cpu' device")
         if dtype is not None:
             dtype = np.dtype(dtype)
             if dtype not in _FLOATS:
                 raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}")
+        if device is None:
+            return self._cast(dtype) if dtype is not None else self
+        index = _backend.parse_device(device)
+        if index is not None and dtype is not None:
+            self._cast(dtype)
+        self._move(index)
+        if index is None and dtype is not None:
             self._cast(dtype)
         return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def _floating_tensors(self):
+        """Every floating parameter and buffer of this module and its children."""
+        for module in self.modules():
+            for tensor in list(module._parameters.values()) + list(module._buffers.values()):
+                if tensor is not None and tensor.data.dtype in _FLOATS:
+                    yield tensor
+
+    def _move(self, index):
+        """Move storage (and grads) to OpenCL device index, or to the CPU for None."""
+        def moved(array):
+            return _backend.to_host(array) if index is None else _backend.to_device(array, index)
+        for tensor in self._floating_tensors():
+            tensor.data = moved(tensor.data)
+            if tensor.grad is not None:
+                tensor.grad.data = moved(tensor.grad.data)
 
     def float(self):
         return self._cast(float32)
@@ -291,13 +329,10 @@ class Module:
     def _cast(self, dtype):
         """Change every floating parameter and buffer (and grad) to dtype, in place:
         the Parameter objects stay the same, so optimizers still hold them."""
-        for module in self.modules():
-            for tensor in list(module._parameters.values()) + list(module._buffers.values()):
-                if tensor is None or tensor.data.dtype not in _FLOATS:
-                    continue
-                tensor.data = tensor.data.astype(dtype, copy=False)
-                if tensor.grad is not None:
-                    tensor.grad.data = tensor.grad.data.astype(dtype, copy=False)
+        for tensor in self._floating_tensors():
+            tensor.data = tensor.data.astype(dtype, copy=False)
+            if tensor.grad is not None:
+                tensor.grad.data = tensor.grad.data.astype(dtype, copy=False)
         return self
 
     # ---- printing ----------------------------------------------------------

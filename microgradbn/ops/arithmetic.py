@@ -9,6 +9,9 @@ Python number takes the tensor's dtype (an int tensor with a float number
 gives float32); a 0-d float tensor does not promote a float tensor with
 dimensions.
 
+Device: the backend (cpu or opencl) comes from the operands' storage
+(_backend.backend_pair); a number becomes a 0-d array on the tensor's device.
+
 Per-call cost: two tensors of one shape, one float dtype, both C-contiguous
 (the common case) skip the general machinery: `_elementwise` calls the C
 kernel with each tensor's cached storage pointer and wires the graph node
@@ -16,8 +19,8 @@ directly. Each op's `setup` records what its backward needs, for both paths.
 """
 import numpy as np
 
-from .. import autograd
-from .._backend import cpu
+from .. import _backend, autograd
+from .._backend import ClArray, backend, backend_of, backend_pair, cpu, require
 from ..autograd import Function, _state, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor, _to_array
@@ -37,9 +40,12 @@ def _operands(a, b):
 
 def _scalar_array(value, like):
     if isinstance(value, (bool, int, float, np.number)):
-        dtype = like.data.dtype
+        data = like.data
+        dtype = data.dtype
         if isinstance(value, (float, np.floating)) and dtype not in _FLOATS:
             dtype = np.dtype(np.float32)
+        if type(data) is ClArray:
+            return _backend.scalar(value, dtype, data)
         return np.asarray(value, dtype=dtype)
     return _to_array(value)
 
@@ -78,10 +84,12 @@ def broadcast_shape(x, y, op_name):
 
 
 def binary_forward(op_code, numpy_fn, x, y, op_name):
-    """x op y with broadcasting and type promotion, on the C kernels for floats."""
+    """x op y with broadcasting and type promotion, on the backend's kernels for floats."""
+    # backend_pair(x, y), inlined: this runs in every binary backward
+    xp = cpu if type(x) is not ClArray and type(y) is not ClArray else backend_of(x, y)
     dtype = x.dtype
-    if dtype is y.dtype and dtype in _FLOATS and x.flags.c_contiguous:  # the common cases first
-        if y.ndim == 0:                                               # array op number
+    if xp is cpu and dtype is y.dtype and dtype in _FLOATS and x.flags.c_contiguous:  # the common cases
+        if y.ndim == 0:                                                              # array op number
             return cpu.binary_scalar(op_code, x, y)[0]
         if x.shape == y.shape and y.flags.c_contiguous:
             return cpu.binary(op_code, x, y, x.shape, dtype)
@@ -89,7 +97,7 @@ def binary_forward(op_code, numpy_fn, x, y, op_name):
     dtype = result_dtype(x, y)
     if dtype not in _FLOATS:
         return numpy_fn(x, y)
-    return cpu.binary(op_code, x.astype(dtype, copy=False), y.astype(dtype, copy=False), shape, dtype)
+    return xp.binary(op_code, x.astype(dtype, copy=False), y.astype(dtype, copy=False), shape, dtype)
 
 
 def _grad_for(grad, shape, dtype):
@@ -129,7 +137,7 @@ class Sub(_Binary):
     op_code, numpy_fn = cpu.OP_SUB, staticmethod(np.subtract)
 
     def backward(self, grad):
-        gy = _grad_for(cpu.unary(cpu.UNARY_NEG, grad), self.y_shape, self.y_dtype) \
+        gy = _grad_for(backend(grad).unary(cpu.UNARY_NEG, grad), self.y_shape, self.y_dtype) \
             if self.needs_input_grad[1] else None
         return _grad_for(grad, self.x_shape, self.x_dtype), gy
 
@@ -158,7 +166,7 @@ class Div(_Binary):
         g_over_y = _div(grad, y)
         gx = _grad_for(g_over_y, x.shape, x.dtype) if self.needs_input_grad[0] else None
         # d(x/y)/dy = -x / y^2 = -(g / y) * (x / y)
-        gy = _grad_for(cpu.unary(cpu.UNARY_NEG, _mul(g_over_y, _div(x, y))), y.shape, y.dtype) \
+        gy = _grad_for(backend(grad).unary(cpu.UNARY_NEG, _mul(g_over_y, _div(x, y))), y.shape, y.dtype) \
             if self.needs_input_grad[1] else None
         return gx, gy
 
@@ -174,18 +182,21 @@ class PowScalar(Function):
             x = x.astype(np.float32)
         self.p = float(p)
         self.save_for_backward(x)
-        return cpu.pow_scalar(x, self.p)
+        return require(backend(x), "pow_scalar", "pow")(x, self.p)
 
     def backward(self, grad):
         x, = self.saved_tensors
-        return cpu.pow_scalar_backward(x, grad.astype(x.dtype, copy=False), self.p)
+        return require(backend(x), "pow_scalar_backward", "pow")(x, grad.astype(x.dtype, copy=False), self.p)
 
 
 def _broadcast_pair(x, y, shape, dtype):
     """x and y in dtype, as C-contiguous arrays of the broadcast shape."""
-    return tuple(a if a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
-                 else np.ascontiguousarray(np.broadcast_to(a.astype(dtype, copy=False), shape))
-                 for a in (x, y))
+    def one(a):
+        if a.shape == shape and a.dtype == dtype and (type(a) is ClArray or a.flags.c_contiguous):
+            return a
+        b = _backend.broadcast_to(a.astype(dtype, copy=False), shape)
+        return b if type(b) is ClArray else np.ascontiguousarray(b)
+    return one(x), one(y)
 
 
 class Pow(Function):
@@ -194,26 +205,31 @@ class Pow(Function):
         dx = g y x^(y-1), 0 where y = 0;   dy = g x^y log x, 0 where x = 0 and y >= 0."""
 
     def forward(self, x, y):
+        xp = backend_pair(x, y)
         shape = broadcast_shape(x, y, "pow")
         dtype = result_dtype(x, y)
         if dtype not in _FLOATS:
             return np.power(x.astype(dtype, copy=False), y.astype(dtype, copy=False))
+        pow_fn = require(xp, "pow", "pow")
         xb, yb = _broadcast_pair(x, y, shape, dtype)
-        out = cpu.pow(xb, yb)
+        out = pow_fn(xb, yb)
         self.save_for_backward(xb, yb, out)
         self.x_meta, self.y_meta = (x.shape, x.dtype), (y.shape, y.dtype)
         return out
 
     def backward(self, grad):
         x, y, out = self.saved_tensors
+        xp, shape = backend(x), x.shape
         gx = gy = None
-        zero = x.dtype.type(0)
+        zero, one = _backend.scalar(0, x.dtype, x), _backend.scalar(1, x.dtype, x)
         if self.needs_input_grad[0]:
-            power = cpu.pow(x, cpu.binary_scalar(cpu.OP_SUB, y, np.ones((), y.dtype))[0])
-            gx = np.where(y == 0, zero, _mul(grad, _mul(y, power)))
+            power = xp.pow(x, xp.binary(cpu.OP_SUB, y, one, shape, y.dtype))
+            gx = where_arrays(compare_arrays("eq", y, zero), zero, _mul(grad, _mul(y, power)), shape)
             gx = _grad_for(gx, *self.x_meta)
         if self.needs_input_grad[1]:
-            gy = np.where((x == 0) & (y >= 0), zero, _mul(grad, _mul(out, cpu.unary(cpu.UNARY_LOG, x))))
+            gy = _mul(grad, _mul(out, xp.unary(cpu.UNARY_LOG, x)))
+            gy = where_arrays(compare_arrays("eq", x, zero), where_arrays(compare_arrays("ge", y, zero), zero, gy, shape),
+                              gy, shape)                # 0 where x == 0 and y >= 0
             gy = _grad_for(gy, *self.y_meta)
         return gx, gy
 
@@ -292,3 +308,6 @@ def rdiv(a, b):
 
 def rpow(a, b):
     return pow(b, a)
+
+
+from .compare import compare_arrays, where_arrays  # noqa: E402  (compare.py imports this module)

@@ -7,7 +7,9 @@ n = N * prod(*) values:
                y = (x - mean) * rstd * weight + bias,  rstd = 1 / sqrt(var + eps)
     eval:      y = (x - running_mean) / sqrt(running_var + eps) * weight + bias
 
-Both passes run in the C kernels (src/cpu/batchnorm.c). The backward pass is
+Both passes run in the kernels of the input's backend (src/cpu/batchnorm.c,
+or src/opencl/kernels.cl for a tensor on an OpenCL device, where the running
+statistics are updated on the device too). The backward pass is
 the closed form derived from the paper's chain rule in docs/bn_backward.md:
 
     dx = (1/n) * rstd * (n*g - sum(g) - xhat * sum(g * xhat)),  g = dy * weight
@@ -19,14 +21,44 @@ pass, with the unbiased variance var * n / (n - 1), as PyTorch does.
 """
 import numpy as np
 
-from .._backend import cpu
+from .. import _backend
+from .._backend import ClArray, backend, backend_of, cpu
 from ..autograd import Function
 
 
 def _as_kernel_layout(x):
     """x viewed as (N, C, S), the layout the kernels take (S = 1 for (N, C))."""
     n, c = x.shape[0], x.shape[1]
-    return np.ascontiguousarray(x).reshape(n, c, -1) if x.ndim != 2 else np.ascontiguousarray(x)
+    if type(x) is not ClArray:      # (a ClArray is always contiguous)
+        x = np.ascontiguousarray(x)
+    return x.reshape(n, c, -1) if x.ndim != 2 else x
+
+
+def _update_running(running, batch, momentum, weight):
+    """running = (1 - momentum) * running + weight * batch, in place (batch: a
+    per-channel statistic, float64 on the CPU; weight: momentum, times n/(n-1)
+    for the variance)."""
+    if type(running) is not ClArray:
+        running *= 1.0 - momentum
+        running += weight * batch
+        return
+    xp, dtype = _backend.opencl, running.dtype
+    xp.binary(cpu.OP_MUL, running, _backend.scalar(1.0 - momentum, dtype, running), running.shape, dtype,
+              out=running)
+    step = _backend.scale(batch.astype(dtype, copy=False), weight)
+    xp.binary(cpu.OP_ADD, running, step, running.shape, dtype, out=running)
+
+
+def _rstd(var, eps):
+    """1 / sqrt(var + eps), elementwise, in var's dtype."""
+    xp, dtype = backend(var), var.dtype
+    root = xp.unary(cpu.UNARY_SQRT, xp.binary(cpu.OP_ADD, var, _backend.scalar(eps, dtype, var), var.shape, dtype))
+    return xp.binary(cpu.OP_DIV, _backend.scalar(1, dtype, var), root, var.shape, dtype)
+
+
+def _statistics_dtype(x):
+    """The dtype of the backend's per-channel statistics (float64 on the CPU)."""
+    return _backend.opencl.statistics_dtype(x.device) if type(x) is ClArray else np.dtype(np.float64)
 
 
 class BatchNorm(Function):
@@ -35,39 +67,40 @@ class BatchNorm(Function):
     def forward(self, x, weight, bias, running_mean, running_var, training, momentum, eps):
         self.in_shape, self.training, self.eps = x.shape, training, eps
         self.has_weight, self.has_bias = weight is not None, bias is not None
+        xp = backend_of(x, weight, bias, running_mean, running_var)
         x3 = _as_kernel_layout(x)
         if training:
-            # mean, rstd and batch_var are float64 (C,) for both dtypes
-            y, mean, rstd, batch_var = cpu.batch_norm_train_forward(x3, weight, bias, eps)
+            # mean, rstd and batch_var are (C,) of the statistics dtype (float64 on the CPU)
+            y, mean, rstd, batch_var = xp.batch_norm_train_forward(x3, weight, bias, eps)
             if running_mean is not None:
                 n = x.size // x.shape[1]
-                running_mean *= 1.0 - momentum
-                running_mean += momentum * mean
-                running_var *= 1.0 - momentum
-                running_var += momentum * n / (n - 1) * batch_var
+                _update_running(running_mean, mean, momentum, momentum)
+                _update_running(running_var, batch_var, momentum, momentum * n / (n - 1))
             self.save_for_backward(x3, weight, mean, rstd)
         else:
-            y = cpu.batch_norm_eval_forward(x3, running_mean, running_var, weight, bias, eps)
+            y = xp.batch_norm_eval_forward(x3, running_mean, running_var, weight, bias, eps)
             # copies: the running statistics may change before backward runs
-            mean = running_mean.astype(np.float64)
-            var = running_var.astype(np.float64)
-            self.save_for_backward(x3, weight, mean, 1.0 / np.sqrt(var + eps), running_var.copy())
+            stat = _statistics_dtype(x)
+            mean = running_mean.astype(stat)
+            var = running_var.astype(stat)
+            self.save_for_backward(x3, weight, mean, _rstd(var, eps), running_var.copy())
         return y.reshape(x.shape)
 
     def backward(self, grad):
         x3, weight, mean, rstd = self.saved_tensors[:4]
         need_dx, need_dweight, need_dbias = self.needs_input_grad
-        dy = np.ascontiguousarray(grad).reshape(x3.shape)
+        xp = backend(x3)
+        dy = (grad if type(grad) is ClArray else np.ascontiguousarray(grad)).reshape(x3.shape)
         if self.training:
-            dx, dweight, dbias = cpu.batch_norm_backward(
+            dx, dweight, dbias = xp.batch_norm_backward(
                 dy, x3, mean, rstd, weight, need_dx, need_dweight, need_dbias)
         else:
             # mean and rstd are constants here: dweight and dbias are the same
             # sums as in training, and dx is only the scale dy * weight * rstd.
-            _, dweight, dbias = cpu.batch_norm_backward(
+            _, dweight, dbias = xp.batch_norm_backward(
                 dy, x3, mean, rstd, weight, False, need_dweight, need_dbias)
             running_var = self.saved_tensors[4]
-            dx = cpu.batch_norm_eval_backward(dy, running_var, weight, self.eps) if need_dx else None
+            dx = xp.batch_norm_eval_backward(dy, running_var, weight, self.eps) if need_dx else None
         return (None if dx is None else dx.reshape(self.in_shape)), dweight, dbias
 
     def name(self):
@@ -96,6 +129,7 @@ def _check_batch_norm_args(input, running_mean, running_var, weight, bias, train
                              f"channels, dim 1 of shape {tuple(input.shape)}), not shape {tuple(t.shape)}")
         if t.dtype != input.dtype:
             raise TypeError(f"batch_norm: {label} is {t.dtype} but the input is {input.dtype}")
+        backend_of(input.data, t.data)
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm: give both running_mean and running_var, or neither")
     if not training and running_mean is None:

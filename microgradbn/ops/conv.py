@@ -12,7 +12,7 @@ GEMM (src/api_conv.c); backward gives
 """
 import numbers
 
-from .._backend import cpu
+from .._backend import backend, backend_of, require
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor, float32, float64
@@ -51,12 +51,13 @@ class Conv2d(Function):
     def forward(self, x, weight, bias, stride, padding):
         self.save_for_backward(x, weight)
         self.stride, self.padding = stride, padding
-        return cpu.conv2d_forward(x, weight, bias, stride, padding)
+        return require(backend_of(x, weight, bias), "conv2d_forward", "conv2d")(x, weight, bias, stride, padding)
 
     def backward(self, grad):
         x, weight = self.saved_tensors
         want_x, want_weight, want_bias = self.needs_input_grad
-        return cpu.conv2d_backward(x, weight, grad, self.stride, self.padding, want_x, want_weight, want_bias)
+        return require(backend(x), "conv2d_backward", "conv2d")(x, weight, grad, self.stride, self.padding,
+                                                                want_x, want_weight, want_bias)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0):

@@ -11,7 +11,7 @@ flattened batch instead of a batch of products summed afterwards.
 """
 import numpy as np
 
-from .._backend import cpu
+from .._backend import ClArray, backend, backend_pair, cpu
 from ..autograd import Function, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor
@@ -26,29 +26,31 @@ class MatMul(Function):
         if x.dtype is not y.dtype:
             dtype = result_dtype(x, y)
             x, y = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+        xp = cpu if type(x) is not ClArray and type(y) is not ClArray else backend_pair(x, y)   # (inlined)
         self.save_for_backward(x, y)
         if x.dtype not in cpu.DTYPE_CODES:
             return np.matmul(x, y)
-        return cpu.matmul(x, y)
+        return xp.matmul(x, y)
 
     def backward(self, grad):
         x, y = self.saved_tensors
-        x2 = x[None, :] if x.ndim == 1 else x
-        y2 = y[:, None] if y.ndim == 1 else y
+        xp = backend(x)
+        x2 = x.reshape((1,) + x.shape) if x.ndim == 1 else x
+        y2 = y.reshape(y.shape + (1,)) if y.ndim == 1 else y
         g = grad
         if y.ndim == 1:                # the column axis first: a 0-d g (vector @ vector) gets one
-            g = np.expand_dims(g, -1)
+            g = g.reshape(g.shape + (1,))
         if x.ndim == 1:
-            g = np.expand_dims(g, -2)
+            g = g.reshape(g.shape[:-1] + (1,) + g.shape[-1:])
         gx = gy = None
         if self.needs_input_grad[0]:
-            gx = unbroadcast(cpu.matmul_nt(g, y2), x2.shape).reshape(x.shape)
+            gx = unbroadcast(xp.matmul_nt(g, y2), x2.shape).reshape(x.shape)
         if self.needs_input_grad[1]:
             if y2.ndim == 2 and x2.ndim > 2:
                 k, n = x2.shape[-1], g.shape[-1]
-                gy = cpu.matmul_tn(x2.reshape(-1, k), g.reshape(-1, n))
+                gy = xp.matmul_tn(x2.reshape(-1, k), g.reshape(-1, n))
             else:
-                gy = unbroadcast(cpu.matmul_tn(x2, g), y2.shape)
+                gy = unbroadcast(xp.matmul_tn(x2, g), y2.shape)
             gy = gy.reshape(y.shape)
         return gx, gy
 

@@ -12,7 +12,7 @@ The stride defaults to the kernel size; padding is at most half the kernel.
 Max pooling's backward finds the maxima again from x instead of storing
 their indices.
 """
-from .._backend import cpu
+from .._backend import backend, require
 from ..autograd import Function
 from ..errors import ShapeError
 from .conv import check_input, check_window_fits, pair
@@ -22,21 +22,21 @@ class MaxPool2d(Function):
     def forward(self, x, kernel, stride, padding):
         self.save_for_backward(x)
         self.window = kernel, stride, padding
-        return cpu.max_pool2d_forward(x, kernel, stride, padding)
+        return require(backend(x), "max_pool2d_forward", "max_pool2d")(x, kernel, stride, padding)
 
     def backward(self, grad):
         (x,) = self.saved_tensors
-        return cpu.max_pool2d_backward(x, grad, *self.window)
+        return require(backend(x), "max_pool2d_backward", "max_pool2d")(x, grad, *self.window)
 
 
 class AvgPool2d(Function):
     def forward(self, x, kernel, stride, padding):
         self.in_shape = x.shape
         self.window = kernel, stride, padding
-        return cpu.avg_pool2d_forward(x, kernel, stride, padding)
+        return require(backend(x), "avg_pool2d_forward", "avg_pool2d")(x, kernel, stride, padding)
 
     def backward(self, grad):
-        return cpu.avg_pool2d_backward(self.in_shape, grad, *self.window)
+        return require(backend(grad), "avg_pool2d_backward", "avg_pool2d")(self.in_shape, grad, *self.window)
 
 
 def _window(op_name, input, kernel_size, stride, padding):

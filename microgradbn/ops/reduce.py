@@ -10,10 +10,12 @@ from collections import namedtuple
 
 import numpy as np
 
-from .._backend import cpu
+from .. import _backend
+from .._backend import ClArray, backend, cpu
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
+from .compare import compare_arrays, where_arrays
 
 _FLOATS = cpu.DTYPE_CODES
 
@@ -41,9 +43,9 @@ def reduce_sum_array(x, axes):
     """x summed over axes (a tuple), float32 accumulated in float64."""
     if x.dtype not in _FLOATS:
         return np.sum(x, axis=axes)
-    if len(axes) == x.ndim and x.flags.c_contiguous:
+    if type(x) is not ClArray and len(axes) == x.ndim and x.flags.c_contiguous:
         return cpu.sum_all(x)
-    return cpu.reduce(cpu.REDUCE_SUM, x, axes)
+    return backend(x).reduce(cpu.REDUCE_SUM, x, axes)
 
 
 def _count(shape, axes):
@@ -66,6 +68,8 @@ def broadcast_back(grad, kept, shape):
     np.broadcast_to(grad.reshape(kept), shape) gives the same view, through
     several times more per-call work; this is on every sum's backward."""
     g = grad.reshape(kept)
+    if type(g) is ClArray:
+        return _backend.broadcast_to(g, shape)
     if not g.flags.c_contiguous:
         return np.broadcast_to(g, shape)
     strides = tuple([0 if k == 1 else s for k, s in zip(kept, g.strides)])
@@ -89,13 +93,12 @@ class Mean(Function):
         if x.dtype not in _FLOATS:
             raise DTypeError(f"mean(): input dtype must be floating point, got {x.dtype}")
         self.in_shape, self.kept = x.shape, kept_shape(x.shape, axes)
-        self.n = x.dtype.type(_count(x.shape, axes))
-        out = reduce_sum_array(x, axes)
-        out = np.true_divide(out, self.n, dtype=x.dtype) if self.n else out * np.nan
+        self.n = _count(x.shape, axes)
+        out = _backend.divide(reduce_sum_array(x, axes), self.n)     # the mean of nothing is NaN
         return out.reshape(self.kept) if keepdim else out
 
     def backward(self, grad):
-        return broadcast_back(np.true_divide(grad, self.n, dtype=grad.dtype), self.kept, self.in_shape)
+        return broadcast_back(_backend.divide(grad, self.n), self.kept, self.in_shape)
 
 
 class Var(Function):
@@ -106,21 +109,20 @@ class Var(Function):
             raise DTypeError(f"var(): input dtype must be floating point, got {x.dtype}")
         self.kept = kept_shape(x.shape, axes)
         n = _count(x.shape, axes)
-        mean = reduce_sum_array(x, axes).reshape(self.kept) / x.dtype.type(n if n > 1 else 1)
-        centred = cpu.binary(cpu.OP_SUB, x, mean, x.shape, x.dtype)
+        xp = backend(x)
+        mean = _backend.divide(reduce_sum_array(x, axes), n if n > 1 else 1).reshape(self.kept)
+        centred = xp.binary(cpu.OP_SUB, x, mean, x.shape, x.dtype)
         self.save_for_backward(centred)
-        self.denominator = x.dtype.type(n - correction if n > correction else 0)
-        squares = cpu.binary(cpu.OP_MUL, centred, centred, x.shape, x.dtype)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = reduce_sum_array(squares, axes) / self.denominator
+        self.denominator = n - correction if n > correction else 0
+        squares = xp.binary(cpu.OP_MUL, centred, centred, x.shape, x.dtype)
+        out = _backend.divide(reduce_sum_array(squares, axes), self.denominator)   # x/0: inf or NaN
         return out.reshape(self.kept) if keepdim else out
 
     def backward(self, grad):
         centred, = self.saved_tensors
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = grad.reshape(self.kept) * (2 / self.denominator)
-        return cpu.binary(cpu.OP_MUL, centred, scale.astype(centred.dtype, copy=False),
-                          centred.shape, centred.dtype)
+        scale = _backend.divide(_backend.scale(grad.reshape(self.kept), 2), self.denominator)
+        return backend(centred).binary(cpu.OP_MUL, centred, scale.astype(centred.dtype, copy=False),
+                                       centred.shape, centred.dtype)
 
 
 def _check_not_empty(x, axes, name):
@@ -138,7 +140,7 @@ class _Extreme(Function):
     def forward(self, x, axes, keepdim):
         _check_not_empty(x, axes, self.name_)
         if x.dtype in _FLOATS:
-            out = cpu.reduce(self.reduce_op, x, axes)
+            out = backend(x).reduce(self.reduce_op, x, axes)
         else:
             out = (np.amax if self.reduce_op == cpu.REDUCE_MAX else np.amin)(x, axis=axes)
         self.axes, self.kept = axes, kept_shape(x.shape, axes)
@@ -147,6 +149,12 @@ class _Extreme(Function):
 
     def backward(self, grad):
         x, out = self.saved_tensors
+        if type(x) is ClArray:
+            xp, kept = backend(x), self.kept
+            mask = compare_arrays("eq", x, out.reshape(kept))
+            count = xp.reduce(cpu.REDUCE_SUM, mask.astype(x.dtype), self.axes).reshape(kept)
+            share = xp.binary(cpu.OP_DIV, grad.reshape(kept), count, kept, x.dtype)
+            return where_arrays(mask, share, _backend.scalar(0, x.dtype, x), x.shape)
         mask = x == out.reshape(self.kept)
         count = np.sum(mask, axis=self.axes, keepdims=True)
         share = grad.reshape(self.kept) / count.astype(grad.dtype)
@@ -184,6 +192,7 @@ def max_min_along(x, dim, keepdim, name):
     the index of the first extreme (of the first NaN, if any), and the
     gradient flows to that element only."""
     x = _tensor(x, name)
+    _backend.unsupported(x.data, f"{name}(dim)")
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise TypeError(f"{name}(): dim must be an int, got {dim!r}")
     axis, = normalize_dims(dim, x.ndim) or (0,)
@@ -233,9 +242,11 @@ def amin(x, dim=(), keepdim=False):
 def argmax(x, dim=None, keepdim=False):
     """Index of the maximum (no gradient), as torch.argmax."""
     x = _tensor(x, "argmax").data
+    _backend.unsupported(x, "argmax")
     return Tensor._wrap(np.asarray(np.argmax(x, axis=dim, keepdims=keepdim), dtype=np.int64))
 
 
 def argmin(x, dim=None, keepdim=False):
     x = _tensor(x, "argmin").data
+    _backend.unsupported(x, "argmin")
     return Tensor._wrap(np.asarray(np.argmin(x, axis=dim, keepdims=keepdim), dtype=np.int64))

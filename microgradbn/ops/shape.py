@@ -5,9 +5,17 @@ casts, indexing, cat and stack.
 Views stay views (NumPy strides, as PyTorch's), so `x.T @ y` or
 `x[:, ::2] + 1` copy nothing; the C kernels take strides. Each backward
 puts the gradient back where the elements came from.
+
+On an OpenCL device storage is always contiguous (ClArray): reshape is a
+view there too; permute, expand, basic indexing, cat and stack are strided
+copies on the device (opencl.contiguous / copy_strided), with their views
+worked out as NumPy would (_backend.view_of). Indexing with arrays or masks
+is not supported there yet.
 """
 import numpy as np
 
+from .. import _backend
+from .._backend import ClArray
 from ..autograd import Function, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor, _as_dtype
@@ -49,7 +57,7 @@ def infer_shape(shape, size):
 class Reshape(Function):
     def forward(self, x, shape, view):
         self.in_shape = x.shape
-        if not view:
+        if not view or type(x) is ClArray:     # (a ClArray is contiguous: any shape is a view)
             return x.reshape(shape)
         try:
             return np.reshape(x, shape, copy=False)
@@ -65,19 +73,19 @@ class Reshape(Function):
 class Permute(Function):
     def forward(self, x, dims):
         self.dims = dims
-        return x.transpose(dims)
+        return x.transpose(dims) if type(x) is not ClArray else _backend.permuted(x, dims)
 
     def backward(self, grad):
         inverse = [0] * len(self.dims)     # axis d of the output was axis dims[d] of the input
         for d, axis in enumerate(self.dims):
             inverse[axis] = d
-        return grad.transpose(inverse)
+        return _backend.permuted(grad, inverse)
 
 
 class Expand(Function):
     def forward(self, x, shape):
         self.in_shape = x.shape
-        return np.broadcast_to(x, shape)
+        return _backend.broadcast_to(x, shape)
 
     def backward(self, grad):
         return unbroadcast(grad, self.in_shape)
@@ -87,7 +95,7 @@ class Copy(Function):
     """contiguous() and clone(): a fresh C-ordered copy; the gradient passes through."""
 
     def forward(self, x):
-        return np.array(x, order="C", copy=True)
+        return x.copy() if type(x) is ClArray else np.array(x, order="C", copy=True)
 
     def backward(self, grad):
         return grad
@@ -119,10 +127,19 @@ def _is_basic(index):
 class Index(Function):
     def forward(self, x, index):
         self.in_shape, self.index, self.basic = x.shape, index, _is_basic(index)
+        if type(x) is ClArray:             # a strided copy of the view on the device
+            if not self.basic:
+                raise _backend.not_supported("indexing with arrays or masks")
+            self.view = _backend.view_of(x.shape, index)
+            return _backend.require(_backend.opencl, "contiguous", "indexing")(x, *self.view)
         out = x[index]
         return out if isinstance(out, np.ndarray) else np.asarray(out)
 
     def backward(self, grad):
+        if type(grad) is ClArray:          # grad written into that view of zeros
+            offset, shape, strides = self.view
+            gx = _backend.opencl.zeros(self.in_shape, grad.dtype, grad.device)
+            return _backend.opencl.copy_strided(gx, offset, strides, grad, 0, _backend.c_strides(shape), shape)
         gx = np.zeros(self.in_shape, grad.dtype)
         if self.basic:
             gx[self.index] = grad
@@ -133,11 +150,30 @@ class Index(Function):
 
 class Cat(Function):
     def forward(self, *arrays, dim):
+        xp = _backend.backend_of(*arrays)
         self.dim, self.sizes = dim, [a.shape[dim] for a in arrays]
         self.dtypes = [a.dtype for a in arrays]
-        return np.concatenate(arrays, axis=dim, dtype=_common_dtype(arrays))
+        if xp is _backend.cpu:
+            return np.concatenate(arrays, axis=dim, dtype=_common_dtype(arrays))
+        shape = list(arrays[0].shape)
+        shape[dim] = sum(self.sizes)
+        copy = _backend.require(xp, "copy_strided", "cat")
+        out = xp.empty(shape, _common_dtype(arrays), arrays[0].device)
+        strides, start = _backend.c_strides(shape), 0
+        for a in arrays:                   # each array into its slab along dim
+            copy(out, start * strides[dim], strides, a, 0, _backend.c_strides(a.shape), a.shape)
+            start += a.shape[dim]
+        return out
 
     def backward(self, grad):
+        if type(grad) is ClArray:          # each slab copied out
+            strides, start, grads = _backend.c_strides(grad.shape), 0, []
+            for size, dtype in zip(self.sizes, self.dtypes):
+                shape = grad.shape[:self.dim] + (size,) + grad.shape[self.dim + 1:]
+                slab = _backend.opencl.contiguous(grad, start * strides[self.dim], shape, strides)
+                grads.append(slab.astype(dtype, copy=False))
+                start += size
+            return tuple(grads)
         cuts = np.cumsum(self.sizes)[:-1]
         return tuple(g.astype(dt, copy=False)
                      for g, dt in zip(np.split(grad, cuts, axis=self.dim), self.dtypes))
@@ -145,10 +181,25 @@ class Cat(Function):
 
 class Stack(Function):
     def forward(self, *arrays, dim):
+        xp = _backend.backend_of(*arrays)
         self.dim, self.dtypes = dim, [a.dtype for a in arrays]
-        return np.stack(arrays, axis=dim, dtype=_common_dtype(arrays))
+        if xp is _backend.cpu:
+            return np.stack(arrays, axis=dim, dtype=_common_dtype(arrays))
+        shape = arrays[0].shape[:dim] + (len(arrays),) + arrays[0].shape[dim:]
+        copy = _backend.require(xp, "copy_strided", "stack")
+        out = xp.empty(shape, _common_dtype(arrays), arrays[0].device)
+        strides = _backend.c_strides(shape)
+        inner = strides[:dim] + strides[dim + 1:]   # out[..., i, ...] skips axis dim
+        for i, a in enumerate(arrays):
+            copy(out, i * strides[dim], inner, a, 0, _backend.c_strides(a.shape), a.shape)
+        return out
 
     def backward(self, grad):
+        if type(grad) is ClArray:
+            strides = _backend.c_strides(grad.shape)
+            shape, inner = grad.shape[:self.dim] + grad.shape[self.dim + 1:], strides[:self.dim] + strides[self.dim + 1:]
+            return tuple(_backend.opencl.contiguous(grad, i * strides[self.dim], shape, inner).astype(dt, copy=False)
+                         for i, dt in enumerate(self.dtypes))
         lead = (slice(None),) * self.dim
         return tuple(grad[lead + (i,)].astype(dt, copy=False) for i, dt in enumerate(self.dtypes))
 
@@ -263,7 +314,7 @@ def expand_as(x, other):
 
 
 def contiguous(x):
-    return x if x.data.flags.c_contiguous else Copy.apply(x)
+    return x if type(x.data) is ClArray or x.data.flags.c_contiguous else Copy.apply(x)
 
 
 def clone(x):
@@ -271,20 +322,61 @@ def clone(x):
 
 
 def to(x, *args, dtype=None, device=None):
-    """x.to(dtype), x.to("cpu"), x.to(device, dtype)."""
+    """x.to(dtype), x.to("cpu"), x.to("opencl") (or "opencl:<i>"), x.to(device, dtype).
+    Moving is differentiable: the gradient goes back to x's device. A cast
+    runs on the CPU side of a move (before it to a device, after it back)."""
     for a in args:
         if isinstance(a, str):
             device = a
         else:
             dtype = a
-    if device not in (None, "cpu"):
-        raise RuntimeError(f"device {device!r} is not available; this build has the 'cpu' device")
     dtype = _as_dtype(dtype)
+    if device is None:
+        return _cast(x, dtype)
+    index = _backend.parse_device(device)
+    if index is None:                                   # to the CPU
+        return _cast(x if not x.is_opencl else Move.apply(x, index=None), dtype)
+    if x.is_opencl and x.data.device == index:
+        return _cast(x, dtype)
+    return Move.apply(_cast(x, dtype) if not x.is_opencl else x, index=index)
+
+
+def _cast(x, dtype):
     if dtype is None or dtype == x.dtype:
         return x
     if x.requires_grad and dtype.kind != "f":
         return Tensor._wrap(x.data.astype(dtype))
     return Cast.apply(x, dtype=dtype)
+
+
+class Move(Function):
+    """x copied to another device (index: an OpenCL device, None: the CPU);
+    the gradient is copied back to x's device."""
+
+    def forward(self, x, index):
+        self.source = x.device if type(x) is _backend.ClArray else None
+        return _backend.to_host(x) if index is None else _backend.to_device(x, index)
+
+    def backward(self, grad):
+        return _backend.to_host(grad) if self.source is None else _backend.to_device(grad, self.source)
+
+
+def assign(array, index, value):
+    """array[index] = value (a number or an array broadcast to the view) for
+    a ClArray and a basic index: a strided copy on the device."""
+    copy = _backend.require(_backend.opencl, "copy_strided", "index assignment")
+    if not _is_basic(index):
+        raise _backend.not_supported("index assignment with arrays or masks")
+    offset, shape, strides = _backend.view_of(array.shape, index)
+    if type(value) is not ClArray:
+        value = np.asarray(value)
+        value = _backend.full((), value.item(), array.dtype, array) if value.ndim == 0 else \
+            _backend.to_device(value, array.device)
+    pad = len(shape) - value.ndim
+    if pad < 0 or any(n != 1 and n != m for n, m in zip(value.shape, shape[pad:])):
+        raise ShapeError(f"could not broadcast input array from shape {value.shape} into shape {shape}")
+    value_strides = (0,) * pad + tuple(0 if n == 1 else s for n, s in zip(value.shape, _backend.c_strides(value.shape)))
+    copy(array, offset, strides, value, 0, value_strides, shape)
 
 
 def getitem(x, index):

@@ -5,9 +5,11 @@ along dim is subtracted first, so exp never overflows.
                   dx = y * (g - sum(g * y))
     log_softmax:  y = x - m - log(s)
                   dx = g - exp(y) * sum(g)
-Every step is a C kernel (reduce, broadcasting binary, exp, log).
+Every step is a kernel (reduce, broadcasting binary, exp, log) of the
+backend holding x (cpu or opencl). On an OpenCL device, softmax over the
+last axis is the device's fused kernel (one work-group per row) each way.
 """
-from .._backend import cpu
+from .._backend import ClArray, backend, cpu, opencl
 from ..autograd import Function
 from ..errors import DTypeError
 from ..tensor import Tensor
@@ -16,7 +18,7 @@ from .reduce import normalize_dims
 
 
 def _binary(op, a, b):
-    return cpu.binary(op, a, b, broadcast_shape(a, b, "softmax"), a.dtype)
+    return backend(a).binary(op, a, b, broadcast_shape(a, b, "softmax"), a.dtype)
 
 
 def _keep(reduced, axis):
@@ -27,41 +29,61 @@ def _keep(reduced, axis):
 
 def _shifted(x, axis):
     """x - max(x along axis) and the sum of its exp along axis (kept as size 1)."""
+    xp = backend(x)
     if x.shape[axis] == 0:                  # nothing to shift; exp of an empty array
-        return x, cpu.unary(cpu.UNARY_EXP, x)
-    m = _keep(cpu.reduce(cpu.REDUCE_MAX, x, (axis,)), axis)
+        return x, xp.unary(cpu.UNARY_EXP, x)
+    m = _keep(xp.reduce(cpu.REDUCE_MAX, x, (axis,)), axis)
     shifted = _binary(cpu.OP_SUB, x, m)
-    return shifted, cpu.unary(cpu.UNARY_EXP, shifted)
+    return shifted, xp.unary(cpu.UNARY_EXP, shifted)
+
+
+def _fused(x, axis):
+    """The device's fused last-axis softmax applies (it has no other axis)."""
+    return type(x) is ClArray and axis == x.ndim - 1 and x.size > 0
 
 
 class Softmax(Function):
     def forward(self, x, axis):
         self.axis = axis
+        if _fused(x, axis):
+            y = opencl.softmax(x)
+            self.save_for_backward(y)
+            return y
         _, e = _shifted(x, axis)
-        y = _binary(cpu.OP_DIV, e, _keep(cpu.reduce(cpu.REDUCE_SUM, e, (axis,)), axis))
+        y = _binary(cpu.OP_DIV, e, _keep(backend(e).reduce(cpu.REDUCE_SUM, e, (axis,)), axis))
         self.save_for_backward(y)
         return y
 
     def backward(self, grad):
         y, = self.saved_tensors
+        if _fused(y, self.axis):
+            return opencl.softmax_backward(y, grad)
         gy = _binary(cpu.OP_MUL, grad, y)
-        inner = _keep(cpu.reduce(cpu.REDUCE_SUM, gy, (self.axis,)), self.axis)
+        inner = _keep(backend(gy).reduce(cpu.REDUCE_SUM, gy, (self.axis,)), self.axis)
         return _binary(cpu.OP_MUL, y, _binary(cpu.OP_SUB, grad, inner))
 
 
 class LogSoftmax(Function):
     def forward(self, x, axis):
         self.axis = axis
+        if _fused(x, axis):
+            y = opencl.softmax(x, log=True)
+            self.save_for_backward(y)
+            return y
         shifted, e = _shifted(x, axis)
-        log_s = cpu.unary(cpu.UNARY_LOG, _keep(cpu.reduce(cpu.REDUCE_SUM, e, (axis,)), axis))
+        xp = backend(x)
+        log_s = xp.unary(cpu.UNARY_LOG, _keep(xp.reduce(cpu.REDUCE_SUM, e, (axis,)), axis))
         y = _binary(cpu.OP_SUB, shifted, log_s)
         self.save_for_backward(y)
         return y
 
     def backward(self, grad):
         y, = self.saved_tensors
-        total = _keep(cpu.reduce(cpu.REDUCE_SUM, grad, (self.axis,)), self.axis)
-        return _binary(cpu.OP_SUB, grad, _binary(cpu.OP_MUL, cpu.unary(cpu.UNARY_EXP, y), total))
+        if _fused(y, self.axis):
+            return opencl.softmax_backward(y, grad, log=True)
+        xp = backend(y)
+        total = _keep(xp.reduce(cpu.REDUCE_SUM, grad, (self.axis,)), self.axis)
+        return _binary(cpu.OP_SUB, grad, _binary(cpu.OP_MUL, xp.unary(cpu.UNARY_EXP, y), total))
 
 
 def _checked(x, dim, name):

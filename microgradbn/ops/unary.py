@@ -9,14 +9,15 @@ Each map class names its C op and, in `setup(x, y)`, saves what its
 backward reads. `_map` is what users call: for a C-contiguous float tensor
 (the common case) it runs the kernel on the tensor's cached storage pointer
 and wires the graph node directly; anything else goes through
-`Function.apply` and `forward`.
+`Function.apply` and `forward`, on the backend of the tensor's storage
+(cpu or opencl: the same function names).
 """
 import math
 
 import numpy as np
 
 from .. import autograd
-from .._backend import cpu
+from .._backend import backend, cpu
 from ..autograd import Function, _state
 from ..errors import DTypeError
 from ..tensor import Tensor
@@ -38,7 +39,7 @@ class _Map(Function):
         if self.numpy_fn is not None and x.dtype not in _FLOATS:
             return self.numpy_fn(x)
         x = _float(x)
-        y = cpu.unary(self.unary_op, x)
+        y = backend(x).unary(self.unary_op, x)
         self.setup(x, y)
         return y
 
@@ -54,7 +55,7 @@ class Exp(_Map):                                     # d exp(x) = exp(x)
 
     def backward(self, grad):
         y, = self.saved_tensors
-        return cpu.binary(cpu.OP_MUL, grad, y, y.shape, y.dtype)
+        return backend(y).binary(cpu.OP_MUL, grad, y, y.shape, y.dtype)
 
 
 class Log(_Map):                                     # d log(x) = 1 / x
@@ -65,7 +66,7 @@ class Log(_Map):                                     # d log(x) = 1 / x
 
     def backward(self, grad):
         x, = self.saved_tensors
-        return cpu.binary(cpu.OP_DIV, grad, x, x.shape, x.dtype)
+        return backend(x).binary(cpu.OP_DIV, grad, x, x.shape, x.dtype)
 
 
 class _SavedOutput(_Map):
@@ -78,7 +79,7 @@ class _SavedOutput(_Map):
 
     def backward(self, grad):
         y, = self.saved_tensors
-        return cpu.unary_backward(self.grad_op, y, grad.astype(y.dtype, copy=False))
+        return backend(y).unary_backward(self.grad_op, y, grad.astype(y.dtype, copy=False))
 
 
 class Sqrt(_SavedOutput):                           # d sqrt(x) = 1 / (2 sqrt(x))
@@ -106,14 +107,14 @@ class Abs(_Map):                                    # d |x| = sign(x), 0 at 0
 
     def backward(self, grad):
         x, = self.saved_tensors
-        return cpu.unary_backward(cpu.GRAD_ABS, x, grad.astype(x.dtype, copy=False))
+        return backend(x).unary_backward(cpu.GRAD_ABS, x, grad.astype(x.dtype, copy=False))
 
 
 class Neg(_Map):                                    # d (-x) = -1
     unary_op, numpy_fn = cpu.UNARY_NEG, staticmethod(np.negative)
 
     def backward(self, grad):
-        return cpu.unary(cpu.UNARY_NEG, grad)
+        return backend(grad).unary(cpu.UNARY_NEG, grad)
 
 
 def _tensor(x, name):
@@ -147,11 +148,11 @@ class Clamp(Function):                              # d clamp(x) = [lo <= x <= h
             return np.clip(x, lo, hi)
         self.save_for_backward(x)
         self.lo, self.hi = lo, hi
-        return cpu.clamp(x, lo, hi)
+        return backend(x).clamp(x, lo, hi)
 
     def backward(self, grad):
         x, = self.saved_tensors
-        return cpu.clamp_backward(x, grad.astype(x.dtype, copy=False), self.lo, self.hi)
+        return backend(x).clamp_backward(x, grad.astype(x.dtype, copy=False), self.lo, self.hi)
 
 
 def exp(x):
