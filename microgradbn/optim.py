@@ -1,35 +1,26 @@
 """Optimizers: SGD (momentum, Nesterov), Adam and AdamW, step for step as torch.optim.
 
 Each update works in place on the parameter storage (p.data) and builds no
-graph. The arithmetic is NumPy ufuncs in PyTorch's order of operations, so
-the results match torch.optim to rounding, written in place (`+=`, out=)
-into the state or into one scratch buffer per optimizer that every update
-reuses: the usual paths allocate nothing per step (a fresh array of a large
-parameter's size costs page faults on top of the arithmetic). Why NumPy and
-not the C kernels: each line is one memory-bound pass, which a NumPy ufunc
-already runs at memory speed; what would pay is one fused kernel per update
-(one pass over p, grad and the state instead of four to eight).
-
-A parameter on an OpenCL device is updated there by the device's fused step
-(opencl.sgd_step / adam_step: the same order of operations, one kernel), its
-state on the same device.
+graph. It is one fused kernel per parameter, of the backend holding it
+(cpu.sgd_step / adam_step: src/cpu/optim.c; opencl.sgd_step / adam_step:
+src/opencl/kernels.cl): one pass over p, grad and the state, in PyTorch's
+order of operations with each hyper-parameter rounded to the dtype, so the
+results are torch.optim's to the bit on the CPU. The state lives on the
+parameter's device.
 """
-import math
-
 import numpy as np
 
-from ._backend import ClArray, opencl
+from ._backend import ClArray, backend_of, full, opencl
 from .tensor import Tensor
 
 
 class Optimizer:
     """Holds param_groups (lists of parameters with their hyper-parameters) and
-    per-parameter state (keyed by id(param)); subclasses define _update(group, param, grad, state)."""
+    per-parameter state (keyed by id(param)); subclasses define _update(group, backend, p, grad, state)."""
 
     def __init__(self, params, defaults):
         self.defaults = defaults
         self.state = {}
-        self._scratch = {}  # dtype -> flat work array, grown to the largest need
         self.param_groups = []
         params = list(params)
         if not params:
@@ -78,21 +69,15 @@ class Optimizer:
                 if param.grad is None:
                     continue
                 p, grad, state = param.data, param.grad.data, self.state.setdefault(id(param), {})
-                if type(p) is ClArray:
-                    if type(grad) is not ClArray or grad.device != p.device:
-                        raise RuntimeError(f"the gradient of a parameter on {param.device} is on "
-                                           f"{param.grad.device}")
-                    self._device_update(group, p, grad, state)
+                xp = backend_of(p, grad)    # the RuntimeError naming both devices when they differ
+                if xp is opencl:
+                    self._update(group, xp, p, grad, state)
+                elif p.flags.c_contiguous:  # the kernels walk p, grad and the state in memory order
+                    self._update(group, xp, p, np.ascontiguousarray(grad), state)
                 else:
-                    self._update(group, p, grad, state)
-
-    def _work(self, p, count):
-        """count scratch arrays of p's shape and dtype: views of one reused buffer."""
-        n = p.size
-        flat = self._scratch.get(p.dtype)
-        if flat is None or flat.size < count * n:
-            flat = self._scratch[p.dtype] = np.empty(count * n, p.dtype)
-        return [flat[i * n:(i + 1) * n].reshape(p.shape) for i in range(count)]
+                    work = np.ascontiguousarray(p)
+                    self._update(group, xp, work, np.ascontiguousarray(grad), state)
+                    p[...] = work
 
     # ---- saving and restoring ----------------------------------------------
 
@@ -168,30 +153,14 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def _update(self, group, p, grad, state):
-        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-        (work,) = self._work(p, 1)
-        if wd != 0:
-            grad = np.add(grad, np.multiply(p, wd, out=work), out=work)
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(grad, copy=True)
-            else:
-                buf *= momentum
-                dampening = group["dampening"]
-                buf += grad if dampening == 0 else (1 - dampening) * grad
-            grad = np.add(grad, momentum * buf, out=work) if group["nesterov"] else buf
-        p -= np.multiply(grad, lr, out=work)
-
-    def _device_update(self, group, p, grad, state):
+    def _update(self, group, xp, p, grad, state):
         momentum = group["momentum"]
         buf = state.get("momentum_buffer")
         first = buf is None
         if momentum != 0 and first:     # the kernel sets it to the gradient on the first step
-            buf = state["momentum_buffer"] = opencl.empty(p.shape, p.dtype, p.device)
-        opencl.sgd_step(p, grad, buf if momentum != 0 else None, group["lr"], momentum, group["dampening"],
-                        group["weight_decay"], group["nesterov"], first)
+            buf = state["momentum_buffer"] = full(p.shape, 0, p.dtype, p)
+        xp.sgd_step(p, grad, buf if momentum != 0 else None,
+                    group["lr"], momentum, group["dampening"], group["weight_decay"], group["nesterov"], first)
 
 
 class Adam(Optimizer):
@@ -211,44 +180,16 @@ class Adam(Optimizer):
                 raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
-    def _update(self, group, p, grad, state):
-        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+    def _update(self, group, xp, p, grad, state):
         if not state:
             state["step"] = 0
-            state["exp_avg"] = np.zeros_like(p)
-            state["exp_avg_sq"] = np.zeros_like(p)
+            state["exp_avg"] = full(p.shape, 0, p.dtype, p)
+            state["exp_avg_sq"] = full(p.shape, 0, p.dtype, p)
         state["step"] += 1
-        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        work, tmp = self._work(p, 2)
-        if wd != 0:
-            if self.decoupled:
-                p *= 1 - lr * wd
-            else:
-                grad = np.add(grad, np.multiply(p, wd, out=work), out=work)
-        delta = np.subtract(grad, m, out=tmp)
-        delta *= 1 - beta1
-        m += delta
-        square = np.multiply(grad, grad, out=tmp)
-        square *= 1 - beta2
-        v *= beta2
-        v += square
-        step_size = lr / (1 - beta1 ** step)
-        denom = np.sqrt(v, out=tmp)
-        denom /= math.sqrt(1 - beta2 ** step)
-        denom += eps
-        update = np.divide(m, denom, out=tmp)
-        update *= step_size
-        p -= update
-
-    def _device_update(self, group, p, grad, state):
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = opencl.zeros(p.shape, p.dtype, p.device)
-            state["exp_avg_sq"] = opencl.zeros(p.shape, p.dtype, p.device)
-        state["step"] += 1
-        (beta1, beta2) = group["betas"]
-        opencl.adam_step(p, grad, state["exp_avg"], state["exp_avg_sq"], group["lr"], beta1, beta2, group["eps"],
-                         group["weight_decay"], state["step"], self.decoupled)
+        beta1, beta2 = group["betas"]
+        xp.adam_step(p, grad, state["exp_avg"],
+                     state["exp_avg_sq"], group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+                     state["step"], self.decoupled)
 
 
 class AdamW(Adam):

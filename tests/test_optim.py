@@ -140,3 +140,25 @@ def test_step_allocates_no_parameter_sized_temporaries(name, kwargs):
     finally:
         tracemalloc.stop()
     assert peak < 100_000 * 8 // 4, f"{name}.step() allocated {peak} bytes at its peak"
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=1e-2, nesterov=True),
+    lambda ps: optim.Adam(ps, lr=1e-2, weight_decay=1e-2),
+    lambda ps: optim.AdamW(ps, lr=1e-2),
+])
+def test_a_non_contiguous_parameter_steps_as_a_contiguous_one(make):
+    rng = np.random.default_rng(3)
+    values = rng.standard_normal((7, 5)).astype(np.float32).T       # Fortran-ordered (5, 7)
+    strided = mg.tensor(values, requires_grad=True)
+    plain = mg.tensor(np.ascontiguousarray(values), requires_grad=True)
+    storage = strided.data
+    assert not storage.flags.c_contiguous
+    opts = make([strided]), make([plain])
+    for _ in range(3):
+        grad = rng.standard_normal((5, 7)).astype(np.float32)
+        for param, opt in zip((strided, plain), opts):
+            param.grad = mg.tensor(grad)
+            opt.step()
+    np.testing.assert_array_equal(strided.data, plain.data)
+    assert strided.data is storage                    # updated in place
