@@ -13,8 +13,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 import microgradbn as mg
 from microgradbn import nn, optim
 from microgradbn._backend import parse_device

@@ -13,7 +13,7 @@ import pytest
 import microgradbn as mg
 from microgradbn._backend import cpu
 from microgradbn._backend import opencl as cl
-from test_opencl_backend import DTYPES, TOL, check, needs_device, rand
+from test_opencl_backend import DTYPES, check, needs_device, rand
 
 pytestmark = needs_device
 FP64 = cl.is_available() and cl.device_info(0)["fp64"]

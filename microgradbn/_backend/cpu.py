@@ -10,7 +10,7 @@ cache is faster than a trip through cffi.
 import numpy as np
 
 from .._mgbn import ffi, lib
-from ..errors import STATUS_EXCEPTIONS, DTypeError as _DTypeError, ShapeError as _ShapeError
+from ..errors import STATUS_EXCEPTIONS, DTypeError, ShapeError
 
 LARGE_BYTES = 1 << 16
 ISA_NAMES = ("scalar", "avx2", "avx512", "neon")
@@ -20,7 +20,7 @@ class _DtypeCodes(dict):
     """dtype -> the C library's code; any other dtype is a DTypeError."""
 
     def __missing__(self, dtype):
-        raise _DTypeError(f"expected float32 or float64 arrays, got {dtype}")
+        raise DTypeError(f"expected float32 or float64 arrays, got {dtype}")
 
 
 DTYPE_CODES = _DtypeCodes({np.dtype(np.float32): 0, np.dtype(np.float64): 1})
@@ -72,7 +72,7 @@ def _fits(array, shape):
 def _same_layout(name, array, like):
     """The C kernel reads array as if it had like's shape and dtype: check it."""
     if array.shape != like.shape or array.dtype != like.dtype:
-        raise _ShapeError(f"{name}: expected a {like.dtype} array of shape {like.shape}, "
+        raise ShapeError(f"{name}: expected a {like.dtype} array of shape {like.shape}, "
                           f"got {array.dtype} {array.shape}")
 
 
@@ -92,13 +92,13 @@ def binary(op, a, b, shape, dtype, out=None):
         raise ValueError(f"binary: out must be C-contiguous {dtype} of shape {tuple(shape)}")
     code = DTYPE_CODES[out.dtype]
     if a.dtype != out.dtype or b.dtype != out.dtype:
-        raise _DTypeError(f"binary: operands {a.dtype} and {b.dtype} must both be {out.dtype}")
+        raise DTypeError(f"binary: operands {a.dtype} and {b.dtype} must both be {out.dtype}")
     if a.shape == b.shape == tuple(shape) and a.flags.c_contiguous and b.flags.c_contiguous:
         status = lib.mg_binary_contig(op, code, out.size, ffi.from_buffer(a), ffi.from_buffer(b),
                                       ffi.from_buffer(out))
     else:
         if not (_fits(a, out.shape) and _fits(b, out.shape)):
-            raise _ShapeError(f"binary: shapes {a.shape} and {b.shape} do not broadcast to {out.shape}")
+            raise ShapeError(f"binary: shapes {a.shape} and {b.shape} do not broadcast to {out.shape}")
         status = lib.mg_binary(op, code, len(shape), list(shape), pointer(a),
                                element_strides(a, shape), pointer(b),
                                element_strides(b, shape), ffi.from_buffer(out))
@@ -185,7 +185,7 @@ def binary_scalar(op, x, s, scalar_first=False, x_handle=None):
     s of its dtype (read with stride 0); x_handle: x's cached handle, if any.
     Returns the result and its handle."""
     if s.size != 1 or s.dtype != x.dtype:
-        raise _ShapeError(f"binary_scalar: expected a one-element {x.dtype} array, got {s.dtype} {s.shape}")
+        raise ShapeError(f"binary_scalar: expected a one-element {x.dtype} array, got {s.dtype} {s.shape}")
     if x_handle is None:
         x_handle = ffi.from_buffer(x)
     elif len(x_handle) < x.nbytes:
@@ -330,8 +330,6 @@ def sum_axes(a, axes):
 
 # ---- matmul ----
 
-from ..errors import DTypeError, ShapeError  # noqa: E402  (this section's own imports)
-
 
 def matmul(a, b, out=None, accumulate=False):
     """a @ b with NumPy's rules, a and b float32 or float64 of one dtype.
@@ -475,8 +473,6 @@ def _matmul_batched(a, b, out, batch_shape, accumulate):
 # float64 for both dtypes: the kernels accumulate in float64 and backward then
 # sees the exact mean (this matters for inputs with a large offset).
 
-from ..errors import ShapeError  # noqa: E402  (kept inside this section)
-
 def _bn_input(x):
     if x.ndim not in (2, 3, 4):
         raise ShapeError(f"batch_norm: expected a 2-D, 3-D or 4-D input (N, C, ...), got shape {x.shape}")
@@ -587,14 +583,14 @@ def _check_conv(x, weight, bias):
     """weight (C_out, C_in, kH, kW) and bias (C_out,) or None must fit x (N, C_in, H, W)."""
     if (weight.ndim != 4 or weight.shape[1] != x.shape[1] or weight.dtype != x.dtype
             or bias is not None and (bias.shape != weight.shape[:1] or bias.dtype != x.dtype)):
-        raise _ShapeError(f"conv2d: weight {weight.shape} {weight.dtype} and bias "
+        raise ShapeError(f"conv2d: weight {weight.shape} {weight.dtype} and bias "
                           f"{None if bias is None else (bias.shape, bias.dtype)} do not fit "
                           f"input {x.shape} {x.dtype}")
 
 
 def _check_grad(name, grad, shape, dtype):
     if grad.shape != tuple(shape) or grad.dtype != dtype:
-        raise _ShapeError(f"{name}: expected grad {tuple(shape)} {dtype}, got {grad.shape} {grad.dtype}")
+        raise ShapeError(f"{name}: expected grad {tuple(shape)} {dtype}, got {grad.shape} {grad.dtype}")
 
 
 def _buffer(array):
@@ -684,7 +680,7 @@ def avg_pool2d_backward(shape, grad, kernel, stride, padding):
 def _state_array(name, array, param):
     """The C step updates array in place as if it had param's layout: check it."""
     if array.shape != param.shape or array.dtype != param.dtype or not array.flags.c_contiguous:
-        raise _ShapeError(f"{name}: expected a C-contiguous {param.dtype} array of shape {param.shape}, "
+        raise ShapeError(f"{name}: expected a C-contiguous {param.dtype} array of shape {param.shape}, "
                           f"got {array.dtype} {array.shape}")
     return ffi.from_buffer(array, require_writable=name != "grad")
 
