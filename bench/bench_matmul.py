@@ -7,7 +7,11 @@ Square products C = A @ B (n x n, 2 n^3 flops). Each thread count runs in
 its own subprocess with MGBN_NUM_THREADS, OPENBLAS_NUM_THREADS and
 OMP_NUM_THREADS set (and torch.set_num_threads), so every library uses the
 same number of threads. The libraries take turns within each repeat, so a
-busy neighbour on a shared machine slows them alike. Prints one JSON line
+busy neighbour on a shared machine slows them alike, and each timed block
+starts after a pause (--pause, 0.3 s): OpenBLAS's idle threads spin for
+about 0.1 s after a call (PyTorch's OpenMP threads for milliseconds), and
+would otherwise hold the second core while the next library runs. mg's
+own workers sleep as soon as they are idle. Prints one JSON line
 per (library, dtype, n, threads) with the median and the spread (min, max)
 of GFLOP/s, then a table with mg/numpy ratios.
 
@@ -47,7 +51,8 @@ def peak_gflops(isa, dtype, threads):
     return mhz * 1e-3 * 2 * lanes * 2 * threads
 
 
-def timed(fn, repeats_inner):
+def timed(fn, repeats_inner, pause):
+    time.sleep(pause)
     start = time.perf_counter()
     for _ in range(repeats_inner):
         fn()
@@ -82,16 +87,20 @@ def worker(args):
                 fn(a, b)                             # warm up: buffers, thread pools
             for _ in range(args.repeats):
                 for name, fn in libs.items():
-                    samples[name].append(2 * n**3 / timed(lambda: fn(a, b), inner) / 1e9)
+                    samples[name].append(2 * n**3 / timed(lambda: fn(a, b), inner, args.pause) / 1e9)
             peak = peak_gflops(isa, dtype, args.threads)
+            ratios = [m / o for m, o in zip(samples["mg"], samples["numpy"])]   # per repeat
             for name, gf in samples.items():
                 med = statistics.median(gf)
-                print(json.dumps({
+                record = {
                     "lib": name, "dtype": dtype, "n": n, "threads": args.threads, "isa": isa,
                     "gflops_median": round(med, 2), "gflops_min": round(min(gf), 2),
                     "gflops_max": round(max(gf), 2), "repeats": args.repeats,
                     "peak_estimate_pct": round(100 * med / peak, 1) if peak else None,
-                }), flush=True)
+                }
+                if name == "mg":
+                    record["vs_numpy"] = [round(v, 2) for v in (statistics.median(ratios), min(ratios), max(ratios))]
+                print(json.dumps(record), flush=True)
 
 
 def table(rows):
@@ -101,7 +110,7 @@ def table(rows):
     has_torch = any("torch" in libs for libs in by_key.values())
     head = f"{'dtype':8} {'n':>5} {'thr':>3} | {'mg GF/s':>15} {'numpy GF/s':>15}"
     head += f" {'torch GF/s':>15}" if has_torch else ""
-    head += f" | {'mg/numpy':>8} {'mg %peak*':>9}"
+    head += f" | {'mg/numpy':>16} {'mg %peak*':>9}"
     lines = [head, "-" * len(head)]
     for (dtype, n, threads), libs in sorted(by_key.items()):
         def cell(name):
@@ -111,9 +120,10 @@ def table(rows):
         line = f"{dtype:8} {n:5d} {threads:3d} | {cell('mg'):>15} {cell('numpy'):>15}"
         line += f" {cell('torch'):>15}" if has_torch else ""
         pct = mg["peak_estimate_pct"]
-        line += f" | {mg['gflops_median'] / ref['gflops_median']:8.2f} {pct if pct is not None else '-':>9}"
+        ratio = "{:.2f} ({:.2f}-{:.2f})".format(*mg["vs_numpy"])
+        line += f" | {ratio:>16} {pct if pct is not None else '-':>9}"
         lines.append(line)
-    lines.append("GF/s: median (min-max) over repeats.  *peak is an estimate: /proc/cpuinfo clock x 2 FMA "
+    lines.append("GF/s: median (min-max) over repeats; mg/numpy: median (min-max) of the per-repeat ratios.  *peak is an estimate: /proc/cpuinfo clock x 2 FMA "
                  "units x lanes x 2 flops x threads; turbo can exceed it.")
     return "\n".join(lines)
 
@@ -124,6 +134,8 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--pause", type=float, default=0.3,
+                        help="seconds of pause before each timed block (default 0.3)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -135,7 +147,7 @@ def main():
         env = dict(os.environ, MGBN_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                    OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(threads),
-               "--repeats", str(args.repeats), "--sizes", *map(str, args.sizes), "--dtypes", *args.dtypes]
+               "--repeats", str(args.repeats), "--pause", str(args.pause), "--sizes", *map(str, args.sizes), "--dtypes", *args.dtypes]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         for line in proc.stdout.splitlines():
             print(line, flush=True)

@@ -9,7 +9,12 @@ Part 1: add, mul, relu, exp on float32 arrays of 1M and 16M elements, with
 1 and 2 threads, writing into a fresh output (what an op does) and into a
 preallocated one. Effective bandwidth = bytes read + bytes written per
 second; it is compared with np.copyto of the same number of bytes (read n,
-write n) measured in the same run.
+write n, one thread) measured in the same round. The implementations take
+turns within each round, and every timed block starts after a pause
+(--pause, 50 ms) so that a library whose idle threads spin (PyTorch's
+OpenMP pool does for milliseconds) does not steal the second core from the
+next one. Ratios (of copy, mg/numpy, mg/torch) are taken per round; the
+table gives their medians and spread.
 Part 2: the per-call time of the small ops of a training step (a + b,
 a * b, relu, sum, reshape, matmul ... on 4-element tensors, with and
 without requires_grad) and the backward engine's cost per node, mg and
@@ -36,33 +41,33 @@ except ImportError:
     torch = None
 
 
-def measure(fn, repeats, number=1):
-    """Seconds per call: median, min, max over repeats of `number` calls."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times), min(times), max(times)
-
-
 def emit(record, rows):
     print(json.dumps(record))
     rows.append(record)
 
 
-def elementwise(sizes, repeats, rows):
+def timed_block(fn, number, pause):
+    """Seconds per call over a block of `number` calls, after a pause."""
+    time.sleep(pause)
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - start) / number
+
+
+def spread(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def elementwise(sizes, repeats, pause, rows):
     rng = np.random.default_rng(0)
     for n in sizes:
         a = rng.standard_normal(n).astype(np.float32)
         b = rng.standard_normal(n).astype(np.float32)
         out = np.empty_like(a)
         src, dst = a.copy(), np.empty_like(a)
-        copy = measure(lambda: np.copyto(dst, src), repeats)
-        copy_gbs = 2 * a.nbytes / copy[0] / 1e9
-        emit({"bench": "copy", "n": n, "GB/s": round(copy_gbs, 2)}, rows)
+        copy = lambda: np.copyto(dst, src)
+        number = max(1, (1 << 23) // n)               # blocks of a few ms
         ta, tb, tout = (torch.from_numpy(v) for v in (a, b, out)) if torch is not None else (None,) * 3
         ma, mb = mg.from_numpy(a), mg.from_numpy(b)
         # name: (arrays touched, then fresh / into-out calls for mg, numpy and torch)
@@ -86,15 +91,31 @@ def elementwise(sizes, repeats, rows):
                 torch.set_num_threads(threads)
             for name, (arrays, *fns) in ops.items():
                 nbytes = arrays * a.nbytes
-                for who, output, fn in zip(["mg", "mg", "numpy", "numpy", "torch", "torch"],
-                                           ["fresh", "prealloc"] * 3, fns):
-                    if who == "torch" and torch is None:
-                        continue
-                    med, lo, hi = measure(fn, repeats)
-                    emit({"bench": name, "n": n, "threads": threads, "impl": who, "out": output,
-                          "ms": round(med * 1e3, 3), "min_ms": round(lo * 1e3, 3),
-                          "max_ms": round(hi * 1e3, 3), "GB/s": round(nbytes / med / 1e9, 2),
-                          "of_copy": round(nbytes / med / 1e9 / copy_gbs, 2)}, rows)
+                impls = [(who, output, fn) for who, output, fn in
+                         zip(["mg", "mg", "numpy", "numpy", "torch", "torch"], ["fresh", "prealloc"] * 3, fns)
+                         if who != "torch" or torch is not None]
+                for _, _, fn in impls:
+                    fn()                                  # warm up: buffers, thread pools
+                copy_gbs, secs = [], {(who, output): [] for who, output, _ in impls}
+                for _ in range(repeats):
+                    copy_gbs.append(2 * a.nbytes / timed_block(copy, number, pause) / 1e9)
+                    for who, output, fn in impls:
+                        secs[(who, output)].append(timed_block(fn, number, pause))
+                emit({"bench": "copy", "n": n, "threads": threads, "op": name,
+                      "GB/s": round(statistics.median(copy_gbs), 2)}, rows)
+                for (who, output), times in secs.items():
+                    of_copy = [nbytes / t / 1e9 / c for t, c in zip(times, copy_gbs)]
+                    record = {"bench": name, "n": n, "threads": threads, "impl": who, "out": output,
+                              "ms": round(statistics.median(times) * 1e3, 3),
+                              "min_ms": round(min(times) * 1e3, 3), "max_ms": round(max(times) * 1e3, 3),
+                              "GB/s": round(nbytes / statistics.median(times) / 1e9, 2),
+                              "of_copy": [round(v, 2) for v in spread(of_copy)]}
+                    if who == "mg":                       # per-round speed ratios, > 1: mg is faster
+                        for other in ("numpy", "torch"):
+                            if (other, output) in secs:
+                                record[f"vs_{other}"] = [round(v, 2) for v in spread(
+                                    [o / m for o, m in zip(secs[(other, output)], times)])]
+                    emit(record, rows)
 
 
 def _op_cases(lib):
@@ -148,13 +169,21 @@ def overhead(repeats, rows):
 
 
 def table(rows):
-    print("\n== elementwise, float32: median GB/s (fraction of copy bandwidth) [ms min-max]")
+    print("\n== elementwise, float32: median GB/s; per-round ratios: median [min-max]")
+    print("   of copy = GB/s / np.copyto GB/s (one thread) in the same round; mg/numpy, mg/torch = speed ratios")
+    print("   target (issue 4): of copy >= 0.85 and mg/numpy >= 1")
     for r in rows:
-        if r["bench"] == "copy":
-            print(f"-- n = {r['n']:,}: np.copyto {r['GB/s']} GB/s")
+        if r["bench"] == "copy" and r["threads"] == 1 and r["op"] == "add":
+            print(f"-- n = {r['n']:,}: np.copyto {r['GB/s']} GB/s (median of the add rounds)")
         elif "impl" in r and "threads" in r:
-            print(f"{r['bench']:5s} t={r['threads']} {r['impl']:6s} {r['out']:8s} {r['GB/s']:7.2f} GB/s "
-                  f"({r['of_copy']:.2f})  [{r['min_ms']}-{r['max_ms']} ms]")
+            fmt = lambda v: f"{v[0]:.2f} [{v[1]:.2f}-{v[2]:.2f}]"
+            line = (f"{r['bench']:5s} t={r['threads']} {r['impl']:6s} {r['out']:8s} {r['GB/s']:7.2f} GB/s  "
+                    f"of copy {fmt(r['of_copy'])}")
+            if r["impl"] == "mg":
+                line += "".join(f"  mg/{o} {fmt(r['vs_' + o])}" for o in ("numpy", "torch") if "vs_" + o in r)
+                if "vs_numpy" in r:
+                    line += "  ok" if r["of_copy"][0] >= 0.85 and r["vs_numpy"][0] >= 1 else "  NOT MET"
+            print(line)
     print("\n== per-call time of small ops (us): min / median / max; mg/torch of the medians and of the minima")
     by = {(r["op"], r["impl"]): r for r in rows if r["bench"] == "overhead"}
     for (op, who), r in by.items():
@@ -169,12 +198,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1M elements only, fewer repeats")
     parser.add_argument("--part", type=int, choices=(1, 2), help="run only part 1 or part 2")
+    parser.add_argument("--pause", type=float, default=0.05,
+                        help="seconds of pause before each timed block of part 1 (default 0.05)")
     args = parser.parse_args()
     rows = []
     print(json.dumps({"backend": mg.backend_info(), "numpy": np.__version__,
                       "torch": torch.__version__ if torch is not None else None}))
     if args.part != 2:
-        elementwise([1 << 20] if args.quick else [1 << 20, 1 << 24], 5 if args.quick else 11, rows)
+        elementwise([1 << 20] if args.quick else [1 << 20, 1 << 24], 5 if args.quick else 11, args.pause, rows)
     if args.part != 1:
         overhead(20 if args.quick else 60, rows)
     table(rows)

@@ -15,6 +15,19 @@
  *   mg_vT_fmadd(x, y, z)   x * y + z
  *   mg_T_fmadd(x, y, z)    the same on one scalar
  *
+ * float32 only, for the maps of cpu/unary.c (each gives the same bits on
+ * every path, scalar included):
+ *   mg_vf32_mul(x, y), mg_vf32_div(x, y)   x * y, x / y
+ *   mg_vf32_fma(x, y, z)     x * y + z rounded ONCE on every path (the
+ *                            C library's fmaf on the scalar one)
+ *   mg_vf32_abs(x)           |x|
+ *   mg_vf32_copysign(m, s)   |m| with the sign of s
+ *   mg_vf32_clamp(x, lo, hi) min(max(x, lo), hi); NaN stays NaN
+ *   mg_vf32_select_lt(a, b, t, f)   a < b ? t : f, lane by lane
+ *   mg_vf32_ldexp(p, k)      p * 2^k rounded once (into subnormals, or to
+ *                            0 or inf), for p in [1/2, 2] or NaN and k an
+ *                            integer in [-160, 160] (NaN if p is)
+ *
  * fmadd rounds ONCE (an explicit FMA instruction) on avx2, avx512 and neon,
  * and twice (multiply, then add) on the scalar path, which is the plain-C
  * reference. The build has -ffp-contract=off, so nothing else is fused.
@@ -37,6 +50,10 @@
 #else
 #define MG_SIMD_SCALAR_PATH 1
 #endif
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 #define MG_INLINE static inline __attribute__((always_inline))
 
@@ -75,6 +92,24 @@ MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return _mm512_sub_pd(x, y)
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return _mm512_mul_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
 MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
+
+MG_INLINE mg_vf32 mg_vf32_mul(mg_vf32 x, mg_vf32 y) { return _mm512_mul_ps(x, y); }
+MG_INLINE mg_vf32 mg_vf32_div(mg_vf32 x, mg_vf32 y) { return _mm512_div_ps(x, y); }
+MG_INLINE mg_vf32 mg_vf32_fma(mg_vf32 x, mg_vf32 y, mg_vf32 z) { return _mm512_fmadd_ps(x, y, z); }
+MG_INLINE mg_vf32 mg_vf32_abs(mg_vf32 x) { return _mm512_abs_ps(x); }
+MG_INLINE mg_vf32 mg_vf32_copysign(mg_vf32 m, mg_vf32 s) {   /* bits: sign mask ? s : m */
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    return _mm512_castsi512_ps(_mm512_ternarylogic_epi32(sign, _mm512_castps_si512(s),
+                                                         _mm512_castps_si512(m), 0xca));
+}
+/* max/min return their SECOND operand when either is NaN: x goes second. */
+MG_INLINE mg_vf32 mg_vf32_clamp(mg_vf32 x, float lo, float hi) {
+    return _mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), x));
+}
+MG_INLINE mg_vf32 mg_vf32_select_lt(mg_vf32 a, mg_vf32 b, mg_vf32 t, mg_vf32 f) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), f, t);
+}
+MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) { return _mm512_scalef_ps(p, k); }
 #elif defined(MG_SIMD_AVX2)
 #define MG_VF32_LANES 8
 #define MG_VF64_LANES 4
@@ -98,6 +133,33 @@ MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return _mm256_sub_pd(x, y)
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return _mm256_mul_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
 MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
+
+MG_INLINE mg_vf32 mg_vf32_mul(mg_vf32 x, mg_vf32 y) { return _mm256_mul_ps(x, y); }
+MG_INLINE mg_vf32 mg_vf32_div(mg_vf32 x, mg_vf32 y) { return _mm256_div_ps(x, y); }
+MG_INLINE mg_vf32 mg_vf32_fma(mg_vf32 x, mg_vf32 y, mg_vf32 z) { return _mm256_fmadd_ps(x, y, z); }
+MG_INLINE mg_vf32 mg_vf32_abs(mg_vf32 x) {
+    return _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u)), x);
+}
+MG_INLINE mg_vf32 mg_vf32_copysign(mg_vf32 m, mg_vf32 s) {
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u));
+    return _mm256_or_ps(_mm256_andnot_ps(sign, m), _mm256_and_ps(sign, s));
+}
+/* max/min return their SECOND operand when either is NaN: x goes second. */
+MG_INLINE mg_vf32 mg_vf32_clamp(mg_vf32 x, float lo, float hi) {
+    return _mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), x));
+}
+MG_INLINE mg_vf32 mg_vf32_select_lt(mg_vf32 a, mg_vf32 b, mg_vf32 t, mg_vf32 f) {
+    return _mm256_blendv_ps(f, t, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
+/* 2^k = 2^k1 * 2^k2, k1 = floor(k/2): both factors are normal numbers, and
+ * p * 2^k1 is exact, so only the second multiply rounds. (A NaN k converts
+ * to INT_MIN: garbage factors, but then p is NaN.) */
+MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) {
+    const __m256i ki = _mm256_cvttps_epi32(k), k1 = _mm256_srai_epi32(ki, 1), bias = _mm256_set1_epi32(127);
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ki, k1), bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
 #elif defined(MG_SIMD_NEON)
 #define MG_VF32_LANES 4
 #define MG_VF64_LANES 2
@@ -121,6 +183,25 @@ MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return vsubq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return vmulq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return vcvt_f64_f32(vld1_f32(p)); }
 MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { vst1_f32(p, vcvt_f32_f64(v)); }
+
+MG_INLINE mg_vf32 mg_vf32_mul(mg_vf32 x, mg_vf32 y) { return vmulq_f32(x, y); }
+MG_INLINE mg_vf32 mg_vf32_div(mg_vf32 x, mg_vf32 y) { return vdivq_f32(x, y); }
+MG_INLINE mg_vf32 mg_vf32_fma(mg_vf32 x, mg_vf32 y, mg_vf32 z) { return vfmaq_f32(z, x, y); }
+MG_INLINE mg_vf32 mg_vf32_abs(mg_vf32 x) { return vabsq_f32(x); }
+MG_INLINE mg_vf32 mg_vf32_copysign(mg_vf32 m, mg_vf32 s) { return vbslq_f32(vdupq_n_u32(0x80000000u), s, m); }
+MG_INLINE mg_vf32 mg_vf32_clamp(mg_vf32 x, float lo, float hi) {  /* FMAX/FMIN propagate NaN */
+    return vminq_f32(vmaxq_f32(x, vdupq_n_f32(lo)), vdupq_n_f32(hi));
+}
+MG_INLINE mg_vf32 mg_vf32_select_lt(mg_vf32 a, mg_vf32 b, mg_vf32 t, mg_vf32 f) {
+    return vbslq_f32(vcltq_f32(a, b), t, f);
+}
+/* 2^k = 2^k1 * 2^k2 as on avx2 (a NaN k converts to 0). */
+MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) {
+    const int32x4_t ki = vcvtq_s32_f32(k), k1 = vshrq_n_s32(ki, 1), bias = vdupq_n_s32(127);
+    const float32x4_t s1 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(k1, bias), 23));
+    const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vsubq_s32(ki, k1), bias), 23));
+    return vmulq_f32(vmulq_f32(p, s1), s2);
+}
 #else /* scalar: a "vector" of one element */
 #define MG_VF32_LANES 1
 #define MG_VF64_LANES 1
@@ -143,6 +224,24 @@ MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return x - y; }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return x * y; }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return (double)*p; }
 MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { *p = (float)v; }
+
+MG_INLINE mg_vf32 mg_vf32_mul(mg_vf32 x, mg_vf32 y) { return x * y; }
+MG_INLINE mg_vf32 mg_vf32_div(mg_vf32 x, mg_vf32 y) { return x / y; }
+MG_INLINE mg_vf32 mg_vf32_fma(mg_vf32 x, mg_vf32 y, mg_vf32 z) { return fmaf(x, y, z); }
+MG_INLINE mg_vf32 mg_vf32_abs(mg_vf32 x) { return fabsf(x); }
+MG_INLINE mg_vf32 mg_vf32_copysign(mg_vf32 m, mg_vf32 s) { return copysignf(m, s); }
+MG_INLINE mg_vf32 mg_vf32_clamp(mg_vf32 x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+MG_INLINE mg_vf32 mg_vf32_select_lt(mg_vf32 a, mg_vf32 b, mg_vf32 t, mg_vf32 f) { return a < b ? t : f; }
+/* 2^k = 2^k1 * 2^k2 as on avx2. */
+MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) {
+    if (k != k) return p;                                  /* p is NaN too */
+    const int32_t ki = (int32_t)k, k1 = ki >> 1;           /* (>> of a negative int: arithmetic) */
+    const uint32_t b1 = (uint32_t)(k1 + 127) << 23, b2 = (uint32_t)(ki - k1 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, sizeof s1);
+    memcpy(&s2, &b2, sizeof s2);
+    return p * s1 * s2;
+}
 #endif
 
 #endif /* MG_SIMD_H */

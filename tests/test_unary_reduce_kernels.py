@@ -35,6 +35,59 @@ def test_float32_accuracy_in_ulps(op, fn, domain, bound):
     assert _ulps(cpu.unary(op, domain), exact) <= bound
 
 
+def _every_kind_of_float32():
+    """Every 1021st float32 bit pattern (all magnitudes and signs, subnormals,
+    infinities, NaNs with many payloads), plus every float32 in windows of
+    20,000 around where the results overflow, turn subnormal and vanish."""
+    patterns = np.arange(0, 1 << 32, 1021, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    edges = np.array([88.72283, -87.33655, -103.97208, -88.72283, 0.0, 9.01, -9.01, 0.625, -0.625],
+                     np.float32)
+    windows = edges[:, None].view(np.int32) + np.arange(-10_000, 10_000, dtype=np.int32)
+    return np.concatenate([patterns, windows.ravel().view(np.float32),
+                           np.array([np.inf, -np.inf, 0.0, -0.0], np.float32)])
+
+
+def _ulp_errors(got, exact):
+    """|got - exact| in ulps of exact's float32 rounding (2^-149 at and below the
+    subnormals); where that rounding overflows, 0 for inf and 1 for FLT_MAX."""
+    with np.errstate(over="ignore"):
+        ref = exact.astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        err = np.abs(got.astype(np.float64) - exact) / np.spacing(np.abs(ref)).astype(np.float64)
+    big = np.isinf(ref)
+    err[big] = np.where(got[big] == ref[big], 0.0,
+                        np.where(np.abs(got[big]) == np.finfo(np.float32).max, 1.0, np.inf))
+    return err
+
+
+@pytest.mark.parametrize("op,fn,bound", [
+    (cpu.UNARY_EXP, np.exp, 1.5),
+    (cpu.UNARY_TANH, np.tanh, 1.5),
+    (cpu.UNARY_SIGMOID, lambda x: 1 / (1 + np.exp(-x)), 3.0),
+])
+def test_float32_bound_holds_over_the_whole_range(op, fn, bound):
+    x = _every_kind_of_float32()
+    with np.errstate(all="ignore"):
+        exact = fn(x.astype(np.float64))
+    got = cpu.unary(op, x)
+    nan = np.isnan(x)
+    assert np.isnan(got[nan]).all(), "a NaN input gave a number"
+    assert not np.isnan(got[~nan]).any(), "a number gave NaN"
+    err = _ulp_errors(got[~nan], exact[~nan])
+    worst = np.argmax(err)
+    assert err[worst] <= bound, f"{x[~nan][worst]!r}: got {got[~nan][worst]!r}, exact {exact[~nan][worst]!r}"
+    assert (got[x == np.inf] == fn(np.inf)).all() and (got[x == -np.inf] == fn(-np.inf)).all()
+
+
+@pytest.mark.parametrize("op", [cpu.UNARY_EXP, cpu.UNARY_TANH, cpu.UNARY_SIGMOID, cpu.UNARY_LOG])
+def test_float32_result_does_not_depend_on_position(op):     # vector body and padded tail agree
+    x = np.abs(RNG.standard_normal(200)).astype(np.float32) * 9
+    whole = cpu.unary(op, x)
+    for start in (0, 1, 3):
+        for n in range(1, 40):
+            np.testing.assert_array_equal(cpu.unary(op, x[start:start + n].copy()), whole[start:start + n])
+
+
 def test_float64_maps_match_numpy():            # the C library's, within 2 ulp of NumPy's
     x = RNG.uniform(-20, 20, 10_001)
     np.testing.assert_allclose(cpu.unary(cpu.UNARY_EXP, x), np.exp(x), rtol=4.5e-16)
