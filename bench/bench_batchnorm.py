@@ -15,14 +15,24 @@ implementation in the rotation, so it meets the same cache state as the
 others (an 8 MiB array is partly in L3, partly evicted by what ran before),
 and floor = (tensors moved / 2) * that copy's median time. "floor_dram" is
 the same at the speed of a 256 MiB copy. Copies are np.copyto (memcpy);
-with two threads, two np.copyto on halves in a thread pool, whose ~50 us
-per call inflates the floor of the 1 MiB shape. (PyTorch's copy_ is not
-used: on a loaded machine its spinning threads can take ~100x longer.)
+with two threads, the calling thread copies one half while a pool thread
+copies the other, whose hand-off (~20-50 us) inflates the floor of the
+1 MiB shape. (PyTorch's copy_ is not used: on a loaded machine its spinning
+threads can take ~100x longer.) The floor assumes every tensor is moved
+once; an exact BN reads x twice in the forward and dy, x twice in the
+backward (8 passes for fwd+bwd, not 5) unless they stay in cache between
+the sweeps.
+
 Implementations run in a new random order in every repetition, so none
-always follows the one that evicts the cache. Each result is printed as a
-JSON line (median and interquartile range); a table of ratios follows.
-mg's outputs come from its caching allocator (pages reused); PyTorch and
-NumPy allocate fresh outputs, as they do in use.
+always follows the one that evicts the cache. After each timed call the
+bench waits SETTLE_S, untimed: PyTorch's OpenMP threads spin for a few ms
+after each of its calls, and on a 2-core machine they would otherwise take
+a core from whatever is timed next (mg's pool, the 2-thread copy). It
+waits by spinning, not sleeping, so that other processes do not get the
+core and evict the caches meanwhile. Each
+result is printed as a JSON line (median and interquartile range); a table
+of ratios follows. mg's outputs come from its caching allocator (pages
+reused); PyTorch and NumPy allocate fresh outputs, as they do in use.
 """
 import argparse
 import json
@@ -43,6 +53,7 @@ SHAPES = [(256, 1024), (4096, 512), (32, 64, 56, 56)]
 PHASES = ["forward", "backward", "fwd+bwd", "eval"]
 FLOOR_TENSORS = {"forward": 2, "backward": 3, "fwd+bwd": 5, "eval": 2}   # tensors read or written
 EPS = 1e-5
+SETTLE_S = 0.005   # untimed wait after each call: PyTorch's OpenMP threads stop spinning
 
 
 def numpy_phases(x, dy, w, b, rm, rv):
@@ -113,9 +124,15 @@ def copier(nbytes, threads):
     dst = np.empty_like(src)
     if threads == 1:
         return lambda: np.copyto(dst, src)
-    pool = ThreadPoolExecutor(threads)
-    halves = list(zip(np.array_split(dst, threads), np.array_split(src, threads)))
-    return lambda: list(pool.map(lambda ds: np.copyto(*ds), halves))
+    pool = ThreadPoolExecutor(threads - 1)
+    parts = list(zip(np.array_split(dst, threads), np.array_split(src, threads)))
+
+    def copy():
+        others = [pool.submit(np.copyto, d, s) for d, s in parts[1:]]
+        np.copyto(*parts[0])
+        for f in others:
+            f.result()
+    return copy
 
 
 def dram_copy_seconds(threads, reps=5):
@@ -126,6 +143,13 @@ def dram_copy_seconds(threads, reps=5):
         copy()
         times.append(time.perf_counter() - t)
     return statistics.median(times[2:])
+
+
+def settle(seconds):
+    """Spin for seconds (see SETTLE_S)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def measure(impls, reps, rng):
@@ -142,6 +166,7 @@ def measure(impls, reps, rng):
                 t = time.perf_counter()
                 impls[names[i]][phase]()
                 times[names[i]][phase].append(time.perf_counter() - t)
+                settle(SETTLE_S)
     return times
 
 

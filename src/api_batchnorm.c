@@ -94,17 +94,32 @@ static bn_block block_of(const bn_job *j, int64_t task) {
     return b;
 }
 
-/* Channel c's two sums over all blocks, added in block order. */
+/* rows: adds the sums of every row block into those of row block 0, in
+ * row block order, for the channels [c0, c1). Row block by row block, the
+ * reads are in memory order (channel by channel, 32 row blocks of
+ * 4096x512 would be 32 cache misses per channel). Sums are never -0.0
+ * (each starts as 0.0 + a partial), so this gives the bits of adding them
+ * to 0.0 in order. */
+static void fold_row_sums(const bn_job *j, int64_t c0, int64_t c1) {
+    double *first = j->sums;
+    for (int64_t at = 2 * j->C; at < j->nsums; at += 2 * j->C)
+        for (int64_t c = c0; c < c1; c++) {
+            first[c] += j->sums[at + c];
+            first[j->C + c] += j->sums[at + j->C + c];
+        }
+}
+
+/* Channel c's two sums over all blocks, added in block order (rows: once
+ * fold_row_sums has run for c). */
 static void channel_sums(const bn_job *j, int64_t c, double *s1, double *s2) {
-    double a1 = 0.0, a2 = 0.0;
     if (j->S > 1) {
+        double a1 = 0.0, a2 = 0.0;
         const double *p = j->sums + 2 * c * j->blocks_per_channel;
         for (int64_t b = 0; b < j->blocks_per_channel; b++) a1 += p[2 * b], a2 += p[2 * b + 1];
+        *s1 = a1, *s2 = a2;
     } else {
-        for (int64_t at = c; at < j->nsums; at += 2 * j->C) a1 += j->sums[at], a2 += j->sums[at + j->C];
+        *s1 = j->sums[c], *s2 = j->sums[j->C + c];
     }
-    *s1 = a1;
-    *s2 = a2;
 }
 
 #define IN0(b) (j->in0 + (size_t)(b).offset * j->item)
@@ -155,11 +170,28 @@ static void dx_task(void *ctx, int64_t task) {
         j->k->dx_rows(IN0(b), IN1(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C);
 }
 
-static void run(const bn_job *j, mg_task_fn fn) {
+/* A sweep over the blocks in reverse order: block ntasks - 1 - task as task. */
+typedef struct {
+    const bn_job *j;
+    mg_task_fn fn;
+} bn_reversed_job;
+
+static void reversed_task(void *ctx, int64_t task) {
+    const bn_reversed_job *r = ctx;
+    r->fn((void *)r->j, r->j->ntasks - 1 - task);
+}
+
+/* One sweep over every block. Which block runs when never changes a bit
+ * (each writes its own outputs), so the second sweep of a pair goes last
+ * block first: it starts on what the first sweep read last, still in L2. */
+static void run(const bn_job *j, mg_task_fn fn, int reversed) {
+    bn_reversed_job r = {j, fn};
+    if (reversed) fn = reversed_task;
+    void *ctx = reversed ? (void *)&r : (void *)j;
     if (j->N * j->C * j->S < MG_PARALLEL_MIN_ELEMS)
-        for (int64_t task = 0; task < j->ntasks; task++) fn((void *)j, task);
+        for (int64_t task = 0; task < j->ntasks; task++) fn(ctx, task);
     else
-        mg_parallel_for(j->ntasks, fn, (void *)j);
+        mg_parallel_for(j->ntasks, fn, ctx);
 }
 
 /* Two sweeps with a per-channel step between them: sweep1 over every block,
@@ -169,40 +201,59 @@ typedef struct {
     const bn_job *j;
     mg_task_fn sweep1, sweep2;
     bn_finish_fn finish;
-} bn_channel_job;
+    int64_t pieces, blocks_per_piece;
+} bn_piece_job;
 
-/* All of channel c: its blocks of sweep 1, finish(c), its blocks of sweep 2. */
-static void channel_task(void *ctx, int64_t c) {
-    const bn_channel_job *cj = ctx;
-    const int64_t first = c * cj->j->blocks_per_channel, last = first + cj->j->blocks_per_channel;
-    for (int64_t task = first; task < last; task++) cj->sweep1((void *)cj->j, task);
-    cj->finish(cj->j, c);
-    if (cj->sweep2)
-        for (int64_t task = first; task < last; task++) cj->sweep2((void *)cj->j, task);
+/* A piece is the blocks of some channels: planes, channel p (its blocks
+ * p*blocks_per_channel + i); rows, channel group p (row block i's block
+ * i*groups + p). */
+static int64_t piece_block(const bn_job *j, int64_t piece, int64_t i) {
+    return j->S > 1 ? piece * j->blocks_per_channel + i : i * j->groups + piece;
 }
 
-/* With planes (S > 1) one task can take a whole channel through both sweeps:
- * the second sweep then reads the channel from cache instead of memory. The
- * blocks and the order of every addition stay the same, so does every bit;
- * only the schedule changes. Used when a channel's inputs fit in FUSE_BYTES
- * and there are enough channels to keep the threads busy. */
+/* All of a piece: its blocks of sweep 1, finish for its channels, its blocks
+ * of sweep 2 (last first, as run() does). */
+static void piece_task(void *ctx, int64_t piece) {
+    const bn_piece_job *pj = ctx;
+    const bn_job *j = pj->j;
+    for (int64_t i = 0; i < pj->blocks_per_piece; i++) pj->sweep1((void *)j, piece_block(j, piece, i));
+    const int64_t c0 = j->S > 1 ? piece : piece * ROW_GROUP;
+    const int64_t c1 = j->S > 1 ? piece + 1 : min64(c0 + ROW_GROUP, j->C);
+    if (j->S == 1) fold_row_sums(j, c0, c1);
+    for (int64_t c = c0; c < c1; c++) pj->finish(j, c);
+    if (pj->sweep2)
+        for (int64_t i = pj->blocks_per_piece - 1; i >= 0; i--) pj->sweep2((void *)j, piece_block(j, piece, i));
+}
+
+/* When a piece's inputs fit in FUSE_BYTES, one task can take a whole piece
+ * through both sweeps: the second sweep then reads it from cache instead of
+ * memory, and the pool is woken once instead of twice. The blocks and the
+ * order of every addition stay the same, so does every bit; only the schedule
+ * changes. Used when the pieces keep the threads evenly busy. (A piece of
+ * rows is whole rows of up to ROW_GROUP channels: narrower slabs of rows
+ * would fit more shapes but run slower, each row a TLB miss, and with a
+ * power-of-two row length, in a few cache sets only.) */
 #define FUSE_BYTES (4 << 20)
 
 static void run_two_sweeps(const bn_job *j, int inputs, mg_task_fn sweep1, bn_finish_fn finish,
                            mg_task_fn sweep2) {
     const int threads = mg_pool_threads();
-    const double channel_bytes = (double)(j->N * j->S) * (double)j->item * inputs;
-    if (j->S > 1 && channel_bytes <= FUSE_BYTES && (threads == 1 || j->C >= 4 * threads)) {
-        bn_channel_job cj = {j, sweep1, sweep2, finish};
+    bn_piece_job pj = {j, sweep1, sweep2, finish};
+    pj.pieces = j->S > 1 ? j->C : j->groups;
+    pj.blocks_per_piece = j->S > 1 ? j->blocks_per_channel : j->ntasks / j->groups;
+    const double piece_bytes = (double)(j->N * (j->S > 1 ? j->S : min64(j->C, ROW_GROUP))) * (double)j->item * inputs;
+    const int balanced = threads == 1 || pj.pieces % threads == 0 || pj.pieces >= 4 * threads;
+    if (piece_bytes <= FUSE_BYTES && balanced) {
         if (j->N * j->C * j->S < MG_PARALLEL_MIN_ELEMS)
-            for (int64_t c = 0; c < j->C; c++) channel_task(&cj, c);
+            for (int64_t piece = 0; piece < pj.pieces; piece++) piece_task(&pj, piece);
         else
-            mg_parallel_for(j->C, channel_task, &cj);
+            mg_parallel_for(pj.pieces, piece_task, &pj);
         return;
     }
-    run(j, sweep1);
+    run(j, sweep1, 0);
+    if (j->S == 1) fold_row_sums(j, 0, j->C);
     for (int64_t c = 0; c < j->C; c++) finish(j, c);
-    if (sweep2) run(j, sweep2);
+    if (sweep2) run(j, sweep2, 1);
 }
 
 /* Room for the block sums, the centers and the elementwise parameters. */
@@ -358,7 +409,7 @@ static mg_status eval_scale_shift(const char *fn, int dtype, int64_t N, int64_t 
     }
     j.in0 = x;
     j.out = y;
-    run(&j, affine_task);
+    run(&j, affine_task, 0);
     free(j.sums);
     return MG_OK;
 }

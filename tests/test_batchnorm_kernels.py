@@ -204,9 +204,11 @@ def run_all(x, dy, w, b):
 
 
 # Big enough for several blocks and the thread pool: (N, C) with two row
-# blocks; planes with several blocks per channel (3 channels: split blocks)
-# and with many small channels (whole-channel tasks).
-BIG_SHAPES = [(300, 300), (37, 33), (4, 3, 40000), (8, 16, 9001), (3, 1000, 5, 5)]
+# blocks, and with three channel groups (the last one 76 wide) by two row
+# blocks, each taken whole by one task at 1 and 3 threads but swept block by
+# block at 2; planes with several blocks per channel (3 channels: split
+# blocks) and with many small channels (whole-channel tasks).
+BIG_SHAPES = [(300, 300), (200, 1100), (37, 33), (4, 3, 40000), (8, 16, 9001), (3, 1000, 5, 5)]
 
 
 @pytest.mark.parametrize("shape", BIG_SHAPES)
