@@ -169,11 +169,22 @@ def test_ops_without_a_device_kernel_say_so():
         "indexing with arrays or masks": lambda: x[[0, 2]],
         "index assignment with arrays or masks": lambda: x.detach().__setitem__([0, 1], 1.0),
         "argmax": lambda: x.argmax(), "argmin": lambda: x.argmin(1), "max\\(dim\\)": lambda: x.max(1),
-        "dropout": lambda: F.dropout(x),
     }
     for name, fn in cases.items():
         with pytest.raises(NotImplementedError, match=f"{name} is not supported on device opencl yet"):
             fn()
+
+
+@needs_device
+@dtypes
+def test_dropout_draws_the_cpu_mask_for_the_same_seed(dtype):
+    def dropped(x):
+        mg.manual_seed(7)
+        return F.dropout(x, p=0.3) * 2 + nn.Dropout(0.5)(x)
+    same_on_both(dropped, [rand(33, 7) + 3], dtype)
+    y = F.dropout(mg.ones(1000, dtype=dtype, device="opencl"), p=0.3).numpy()
+    assert 0.2 < np.mean(y == 0) < 0.4
+    np.testing.assert_allclose(y[y != 0], 1 / 0.7, rtol=1e-6)
 
 
 # ---- ops against the CPU path ------------------------------------------------------

@@ -94,18 +94,27 @@ sigmoid = unary.sigmoid    # y = 1 / (1 + e^-x);   dx = grad y (1 - y)
 
 class Dropout(Function):
     """y = x * mask / (1 - p), mask[i] = 1 with probability 1 - p (drawn from the
-    generator mg.manual_seed seeds);  dx = grad * mask / (1 - p)."""
+    generator mg.manual_seed seeds);  dx = grad * mask / (1 - p). On a device
+    the mask is drawn the same way on the host and written there once: the
+    same seed gives the same mask on every device."""
 
     def forward(self, x, p):
-        _backend.unsupported(x, "dropout")
         keep = creation.generator().random(x.shape) >= p
         scale = np.multiply(keep, 1.0 / (1.0 - p) if p < 1 else 0.0, dtype=x.dtype)
+        if type(x) is ClArray:
+            scale = _backend.to_device(scale, x.device)
         self.save_for_backward(scale)
-        return x * scale
+        return self._scaled(x, scale)
 
     def backward(self, grad):
         (scale,) = self.saved_tensors
-        return grad * scale
+        return self._scaled(grad, scale)
+
+    @staticmethod
+    def _scaled(a, scale):
+        if type(scale) is ClArray:
+            return backend_of(a, scale).binary(cpu.OP_MUL, a, scale, scale.shape, scale.dtype)
+        return a * scale
 
 
 def dropout(input, p=0.5, training=True):
