@@ -269,11 +269,6 @@ mg_status mg_cl_batch_norm_eval_backward(int dtype, int64_t N, int64_t C, int64_
 
 /* ---- optimizer steps ----------------------------------------------------------------- */
 
-static mg_status check_hyper(const char *fn, const char *name, double v) {
-    if (!isfinite(v)) return mg_fail(MG_ERR_ARG, "%s: %s must be finite, got %g", fn, name, v);
-    return MG_OK;
-}
-
 mg_status mg_cl_sgd_step(int dtype, int64_t n, mg_cl_buffer_t *param, const mg_cl_buffer_t *grad,
                          mg_cl_buffer_t *momentum_buffer, double lr, double momentum,
                          double dampening, double weight_decay, int nesterov, int first_step) {
@@ -290,10 +285,7 @@ mg_status mg_cl_sgd_step(int dtype, int64_t n, mg_cl_buffer_t *param, const mg_c
         TRY(mg_clapi_buffer(fn, "momentum_buffer", momentum_buffer, param->device, n, item));
         buf = momentum_buffer->mem;
     }
-    TRY(check_hyper(fn, "lr", lr));
-    TRY(check_hyper(fn, "momentum", momentum));
-    TRY(check_hyper(fn, "dampening", dampening));
-    TRY(check_hyper(fn, "weight_decay", weight_decay));
+    TRY(mg_check_sgd_hyper(fn, lr, momentum, dampening, weight_decay));
     mg_cl_real_t l = mg_cl_real(dtype, lr), m = mg_cl_real(dtype, momentum);
     mg_cl_real_t da = mg_cl_real(dtype, dampening), wd = mg_cl_real(dtype, weight_decay);
     const int nest = nesterov != 0, first = first_step != 0;
@@ -311,12 +303,7 @@ mg_status mg_cl_adam_step(int dtype, int64_t n, mg_cl_buffer_t *param, const mg_
     mg_cl_kernel_t *k;
     TRY(mg_clapi_begin(fn, dtype, param, "param", &d, &k));
     if (n < 0) return mg_fail(MG_ERR_ARG, "%s: negative length %lld", fn, (long long)n);
-    if (step < 1) return mg_fail(MG_ERR_ARG, "%s: step must be >= 1, got %lld", fn, (long long)step);
-    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
-        return mg_fail(MG_ERR_ARG, "%s: betas must be in [0, 1), got (%g, %g)", fn, beta1, beta2);
-    TRY(check_hyper(fn, "lr", lr));
-    TRY(check_hyper(fn, "eps", eps));
-    TRY(check_hyper(fn, "weight_decay", weight_decay));
+    TRY(mg_check_adam_hyper(fn, step, lr, beta1, beta2, eps, weight_decay));
     const size_t item = ITEM(dtype);
     TRY(mg_clapi_buffer(fn, "param", param, param->device, n, item));
     TRY(mg_clapi_buffer(fn, "grad", grad, param->device, n, item));

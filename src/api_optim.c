@@ -26,6 +26,24 @@ static mg_status check_finite(const char *fn, const char *name, double v) {
     return MG_OK;
 }
 
+mg_status mg_check_sgd_hyper(const char *fn, double lr, double momentum, double dampening,
+                             double weight_decay) {
+    TRY(check_finite(fn, "lr", lr));
+    TRY(check_finite(fn, "momentum", momentum));
+    TRY(check_finite(fn, "dampening", dampening));
+    return check_finite(fn, "weight_decay", weight_decay);
+}
+
+mg_status mg_check_adam_hyper(const char *fn, int64_t step, double lr, double beta1, double beta2,
+                              double eps, double weight_decay) {
+    if (step < 1) return mg_fail(MG_ERR_ARG, "%s: step must be >= 1, got %lld", fn, (long long)step);
+    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
+        return mg_fail(MG_ERR_ARG, "%s: betas must be in [0, 1), got (%g, %g)", fn, beta1, beta2);
+    TRY(check_finite(fn, "lr", lr));
+    TRY(check_finite(fn, "eps", eps));
+    return check_finite(fn, "weight_decay", weight_decay);
+}
+
 /* One job for both steps: adam_args is NULL for SGD. */
 typedef struct {
     int dtype;
@@ -61,10 +79,7 @@ mg_status mg_sgd_step(int dtype, int64_t n, void *param, const void *grad, void 
     const void *arrays[] = {param, grad, momentum_buffer};
     const char *names[] = {"param", "grad", "momentum_buffer"};
     TRY(check_arrays(fn, dtype, n, arrays, names, momentum != 0 ? 3 : 2));
-    TRY(check_finite(fn, "lr", lr));
-    TRY(check_finite(fn, "momentum", momentum));
-    TRY(check_finite(fn, "dampening", dampening));
-    TRY(check_finite(fn, "weight_decay", weight_decay));
+    TRY(mg_check_sgd_hyper(fn, lr, momentum, dampening, weight_decay));
     const mg_sgd_args args = {lr, momentum, dampening, weight_decay, nesterov != 0, first_step != 0};
     const step_job j = {dtype, n, param, momentum != 0 ? momentum_buffer : NULL, NULL, grad, &args, NULL};
     run(&j);
@@ -78,12 +93,7 @@ mg_status mg_adam_step(int dtype, int64_t n, void *param, const void *grad, void
     const void *arrays[] = {param, grad, exp_avg, exp_avg_sq};
     const char *names[] = {"param", "grad", "exp_avg", "exp_avg_sq"};
     TRY(check_arrays(fn, dtype, n, arrays, names, 4));
-    if (step < 1) return mg_fail(MG_ERR_ARG, "%s: step must be >= 1, got %lld", fn, (long long)step);
-    if (!(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1))
-        return mg_fail(MG_ERR_ARG, "%s: betas must be in [0, 1), got (%g, %g)", fn, beta1, beta2);
-    TRY(check_finite(fn, "lr", lr));
-    TRY(check_finite(fn, "eps", eps));
-    TRY(check_finite(fn, "weight_decay", weight_decay));
+    TRY(mg_check_adam_hyper(fn, step, lr, beta1, beta2, eps, weight_decay));
     const mg_adam_args args = {
         .weight_decay = weight_decay, .beta1 = beta1, .beta2 = beta2, .eps = eps,
         .decay = 1 - lr * weight_decay,

@@ -15,6 +15,13 @@ void mg_clear_error(void);
 /* The one-time setup every entry point runs first (dispatch.c). */
 mg_status mg_ensure_init(void);
 
+/* The hyper-parameter checks of the optimizer steps (api_optim.c), shared by
+ * the CPU and OpenCL entries: finite values; Adam's step >= 1 and betas in [0, 1). */
+mg_status mg_check_sgd_hyper(const char *fn, double lr, double momentum, double dampening,
+                             double weight_decay);
+mg_status mg_check_adam_hyper(const char *fn, int64_t step, double lr, double beta1, double beta2,
+                              double eps, double weight_decay);
+
 /* ---- thread pool (threads.c) ---------------------------------------------
  * Runs fn(ctx, task) for every task in [0, ntasks) on the pool, the calling
  * thread included, and returns when all are done. Which thread runs a task
