@@ -5,6 +5,14 @@
  * every worker that joined has finished. Tasks write separate outputs, so the
  * result never depends on which thread ran which task (see internal.h).
  *
+ * Joining is explicit. A worker joins a job by incrementing the job's ticket
+ * (job number and joined count in one atomic word) while the job is open;
+ * the caller closes the job once every task is claimed, and waits only for
+ * the workers that joined. A worker the OS has not scheduled yet (a shared
+ * machine, or Python's own threads on the other core) never delays the
+ * caller: its tasks are run by whoever is there, and when it wakes it finds
+ * the job closed and goes back to waiting.
+ *
  * Waking a sleeping thread (a futex) takes 10-30 us here, as long as a
  * whole 128K-element add. So an idle worker first watches for the next job
  * for SPIN_NS before it sleeps on the condition variable, and the caller
@@ -34,13 +42,19 @@ static int started_workers = 0;
 static _Atomic uint64_t generation = 0;  /* bumped once per posted job (under state_lock) */
 static uint64_t spawn_generation; /* generation when the newest workers were made */
 
+/* job.ticket: bits 63..32 the job's generation (low 32 bits), bit 31 set
+ * once the job is closed, bits 30..0 how many workers joined it. */
+#define TICKET_CLOSED ((uint64_t)1 << 31)
+#define TICKET_JOINED_MASK (TICKET_CLOSED - 1)
+
 static struct {
     mg_task_fn fn;
     void *ctx;
     int64_t ntasks;
     atomic_int_fast64_t next_task;
-    int workers;                 /* workers with index < this join the job */
-    atomic_int workers_running;  /* decremented without the lock; 0 is signalled under it */
+    int workers;                  /* workers with index < this may join the job */
+    _Atomic uint64_t ticket;
+    atomic_int workers_finished;  /* joined workers that are done; the last signals under the lock */
 } job;
 
 static void run_tasks(void) {
@@ -75,8 +89,32 @@ static void spin_until(int (*done)(const void *), const void *arg) {
     }
 }
 
+static uint64_t ticket_of(uint64_t gen) { return (gen & 0xffffffffu) << 32; }
+
+/* A worker's try to join job `gen`: fails once the job is closed or replaced. */
+static int join_job(uint64_t gen) {
+    uint64_t t = atomic_load(&job.ticket);
+    while ((t & ~TICKET_JOINED_MASK) == ticket_of(gen)) {
+        if (atomic_compare_exchange_weak(&job.ticket, &t, t + 1)) return 1;
+    }
+    return 0;
+}
+
+/* A joined worker's end: the last one to finish a closed job wakes the caller.
+ * If the job is still open, the caller has not yet read the joined count; it
+ * will see this worker's increment and not sleep. */
+static void finish_job(void) {
+    const int finished = atomic_fetch_add(&job.workers_finished, 1) + 1;
+    const uint64_t t = atomic_load(&job.ticket);
+    if ((t & TICKET_CLOSED) && finished == (int)(t & TICKET_JOINED_MASK)) {
+        pthread_mutex_lock(&state_lock);   /* the caller checks the count under it */
+        pthread_cond_signal(&job_finished);
+        pthread_mutex_unlock(&state_lock);
+    }
+}
+
 static int job_posted_since(const void *seen) { return atomic_load(&generation) != *(const uint64_t *)seen; }
-static int workers_done(const void *unused) { return atomic_load(&job.workers_running) == 0; }
+static int joined_done(const void *joined) { return atomic_load(&job.workers_finished) == *(const int *)joined; }
 
 static void *worker_main(void *arg) {
     const int index = (int)(intptr_t)arg;
@@ -87,11 +125,9 @@ static void *worker_main(void *arg) {
         seen = atomic_load(&generation);
         if (index >= job.workers) continue;
         pthread_mutex_unlock(&state_lock);
-        run_tasks();
-        if (atomic_fetch_sub(&job.workers_running, 1) == 1) {
-            pthread_mutex_lock(&state_lock);   /* the caller checks the count under it */
-            pthread_cond_signal(&job_finished);
-            pthread_mutex_unlock(&state_lock);
+        if (join_job(seen)) {
+            run_tasks();
+            finish_job();
         }
         spin_until(job_posted_since, &seen);
         pthread_mutex_lock(&state_lock);
@@ -141,16 +177,18 @@ void mg_parallel_for(int64_t ntasks, mg_task_fn fn, void *ctx) {
     job.ntasks = ntasks;
     atomic_store(&job.next_task, 0);
     job.workers = start_workers();
-    atomic_store(&job.workers_running, job.workers);
+    atomic_store(&job.workers_finished, 0);
+    atomic_store(&job.ticket, ticket_of(generation + 1));
     atomic_fetch_add(&generation, 1);
     pthread_cond_broadcast(&job_posted);
     pthread_mutex_unlock(&state_lock);
 
-    run_tasks();
+    run_tasks();   /* returns once every task is claimed */
 
-    spin_until(workers_done, NULL);
+    const int joined = (int)(atomic_fetch_or(&job.ticket, TICKET_CLOSED) & TICKET_JOINED_MASK);
+    spin_until(joined_done, &joined);
     pthread_mutex_lock(&state_lock);
-    while (atomic_load(&job.workers_running) > 0) pthread_cond_wait(&job_finished, &state_lock);
+    while (atomic_load(&job.workers_finished) < joined) pthread_cond_wait(&job_finished, &state_lock);
     pthread_mutex_unlock(&state_lock);
     pthread_mutex_unlock(&job_lock);
 }
