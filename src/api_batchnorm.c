@@ -32,6 +32,7 @@ typedef struct {
     size_t item;
     const char *in0, *in1;   /* x, or dy and x */
     char *out;               /* y or dx */
+    int stream;              /* out is written with streaming stores (simd.h) */
     double *sums;            /* two per (block, channel) */
     char *center;            /* (C,) of x's dtype: the k of the sum sweeps */
     char *params;            /* (4, C) of x's dtype: the elementwise parameters */
@@ -59,6 +60,7 @@ static void plan(bn_job *j, const mg_bn_kernels *k, int64_t N, int64_t C, int64_
     j->N = N, j->C = C, j->S = S;
     j->dtype = dtype;
     j->item = dtype == MG_F32 ? 4 : 8;
+    j->stream = N * C * S * (int64_t)j->item >= MG_STREAM_MIN_BYTES;
     if (S > 1) {
         j->block_values = BLOCK_VALUES;
         j->blocks_per_channel = (N * S + BLOCK_VALUES - 1) / BLOCK_VALUES;
@@ -156,18 +158,18 @@ static void affine_task(void *ctx, int64_t task) {
     const bn_job *j = ctx;
     const bn_block b = block_of(j, task);
     if (j->S > 1)
-        j->k->affine_planes(IN0(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C);
+        j->k->affine_planes(IN0(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C, j->stream);
     else
-        j->k->affine_rows(IN0(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C);
+        j->k->affine_rows(IN0(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C, j->stream);
 }
 
 static void dx_task(void *ctx, int64_t task) {
     const bn_job *j = ctx;
     const bn_block b = block_of(j, task);
     if (j->S > 1)
-        j->k->dx_planes(IN0(b), IN1(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C);
+        j->k->dx_planes(IN0(b), IN1(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C, j->stream);
     else
-        j->k->dx_rows(IN0(b), IN1(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C);
+        j->k->dx_rows(IN0(b), IN1(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C, j->stream);
 }
 
 /* A sweep over the blocks in reverse order: block ntasks - 1 - task as task. */

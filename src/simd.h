@@ -28,6 +28,15 @@
  *                            0 or inf), for p in [1/2, 2] or NaN and k an
  *                            integer in [-160, 160] (NaN if p is)
  *
+ * Streaming stores, for outputs too large to stay in cache (MG_STREAM_MIN_BYTES in
+ * cpu/kernels.h):
+ *   mg_vT_stream(p, v)  p[0..LANES) = v, p aligned to MG_VT_LANES * sizeof(T),
+ *                       written around the caches (x86: movntps/movntpd): the
+ *                       line is not first read from memory, as an ordinary
+ *                       store must. On NEON and the scalar path, a store.
+ *   mg_stream_fence()   makes the streamed stores visible before the caller
+ *                       signals that its output is done (x86: sfence).
+ *
  * fmadd rounds ONCE (an explicit FMA instruction) on avx2, avx512 and neon,
  * and twice (multiply, then add) on the scalar path, which is the plain-C
  * reference. The build has -ffp-contract=off, so nothing else is fused.
@@ -78,12 +87,15 @@ MG_INLINE mg_vf32 mg_vf32_zero(void) { return _mm512_setzero_ps(); }
 MG_INLINE mg_vf32 mg_vf32_set1(float x) { return _mm512_set1_ps(x); }
 MG_INLINE mg_vf32 mg_vf32_load(const float *p) { return _mm512_loadu_ps(p); }
 MG_INLINE void mg_vf32_store(float *p, mg_vf32 v) { _mm512_storeu_ps(p, v); }
+MG_INLINE void mg_vf32_stream(float *p, mg_vf32 v) { _mm512_stream_ps(p, v); }
 MG_INLINE mg_vf32 mg_vf32_add(mg_vf32 x, mg_vf32 y) { return _mm512_add_ps(x, y); }
 MG_INLINE mg_vf32 mg_vf32_fmadd(mg_vf32 x, mg_vf32 y, mg_vf32 z) { return _mm512_fmadd_ps(x, y, z); }
 MG_INLINE mg_vf64 mg_vf64_zero(void) { return _mm512_setzero_pd(); }
 MG_INLINE mg_vf64 mg_vf64_set1(double x) { return _mm512_set1_pd(x); }
 MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return _mm512_loadu_pd(p); }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { _mm512_storeu_pd(p, v); }
+MG_INLINE void mg_vf64_stream(double *p, mg_vf64 v) { _mm512_stream_pd(p, v); }
+MG_INLINE void mg_stream_fence(void) { _mm_sfence(); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return _mm512_add_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm512_fmadd_pd(x, y, z); }
 
@@ -119,12 +131,15 @@ MG_INLINE mg_vf32 mg_vf32_zero(void) { return _mm256_setzero_ps(); }
 MG_INLINE mg_vf32 mg_vf32_set1(float x) { return _mm256_set1_ps(x); }
 MG_INLINE mg_vf32 mg_vf32_load(const float *p) { return _mm256_loadu_ps(p); }
 MG_INLINE void mg_vf32_store(float *p, mg_vf32 v) { _mm256_storeu_ps(p, v); }
+MG_INLINE void mg_vf32_stream(float *p, mg_vf32 v) { _mm256_stream_ps(p, v); }
 MG_INLINE mg_vf32 mg_vf32_add(mg_vf32 x, mg_vf32 y) { return _mm256_add_ps(x, y); }
 MG_INLINE mg_vf32 mg_vf32_fmadd(mg_vf32 x, mg_vf32 y, mg_vf32 z) { return _mm256_fmadd_ps(x, y, z); }
 MG_INLINE mg_vf64 mg_vf64_zero(void) { return _mm256_setzero_pd(); }
 MG_INLINE mg_vf64 mg_vf64_set1(double x) { return _mm256_set1_pd(x); }
 MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return _mm256_loadu_pd(p); }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { _mm256_storeu_pd(p, v); }
+MG_INLINE void mg_vf64_stream(double *p, mg_vf64 v) { _mm256_stream_pd(p, v); }
+MG_INLINE void mg_stream_fence(void) { _mm_sfence(); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return _mm256_add_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm256_fmadd_pd(x, y, z); }
 
@@ -169,12 +184,15 @@ MG_INLINE mg_vf32 mg_vf32_zero(void) { return vdupq_n_f32(0.0f); }
 MG_INLINE mg_vf32 mg_vf32_set1(float x) { return vdupq_n_f32(x); }
 MG_INLINE mg_vf32 mg_vf32_load(const float *p) { return vld1q_f32(p); }
 MG_INLINE void mg_vf32_store(float *p, mg_vf32 v) { vst1q_f32(p, v); }
+MG_INLINE void mg_vf32_stream(float *p, mg_vf32 v) { vst1q_f32(p, v); }
 MG_INLINE mg_vf32 mg_vf32_add(mg_vf32 x, mg_vf32 y) { return vaddq_f32(x, y); }
 MG_INLINE mg_vf32 mg_vf32_fmadd(mg_vf32 x, mg_vf32 y, mg_vf32 z) { return vfmaq_f32(z, x, y); }
 MG_INLINE mg_vf64 mg_vf64_zero(void) { return vdupq_n_f64(0.0); }
 MG_INLINE mg_vf64 mg_vf64_set1(double x) { return vdupq_n_f64(x); }
 MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return vld1q_f64(p); }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { vst1q_f64(p, v); }
+MG_INLINE void mg_vf64_stream(double *p, mg_vf64 v) { vst1q_f64(p, v); }
+MG_INLINE void mg_stream_fence(void) {}
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return vaddq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return vfmaq_f64(z, x, y); }
 
@@ -211,12 +229,15 @@ MG_INLINE mg_vf32 mg_vf32_zero(void) { return 0.0f; }
 MG_INLINE mg_vf32 mg_vf32_set1(float x) { return x; }
 MG_INLINE mg_vf32 mg_vf32_load(const float *p) { return *p; }
 MG_INLINE void mg_vf32_store(float *p, mg_vf32 v) { *p = v; }
+MG_INLINE void mg_vf32_stream(float *p, mg_vf32 v) { *p = v; }
 MG_INLINE mg_vf32 mg_vf32_add(mg_vf32 x, mg_vf32 y) { return x + y; }
 MG_INLINE mg_vf32 mg_vf32_fmadd(mg_vf32 x, mg_vf32 y, mg_vf32 z) { return x * y + z; }
 MG_INLINE mg_vf64 mg_vf64_zero(void) { return 0.0; }
 MG_INLINE mg_vf64 mg_vf64_set1(double x) { return x; }
 MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return *p; }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { *p = v; }
+MG_INLINE void mg_vf64_stream(double *p, mg_vf64 v) { *p = v; }
+MG_INLINE void mg_stream_fence(void) {}
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return x + y; }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return x * y + z; }
 MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return x - y; }

@@ -32,6 +32,7 @@
  *   rows (S = 1): the C channels of a row are contiguous. Kernels vectorise
  *     across channels and walk the rows. */
 #include <math.h>
+#include <stdint.h>
 
 #include "kernels.h"
 #include "simd.h"
@@ -312,71 +313,88 @@ DEFINE_SUMS(f64)
  * channel c, at p[i*ps + c] (rows). The rows kernels walk the rows in memory
  * order with the parameters in L1: walking a column of rows instead would
  * load from addresses that alias the pending stores whenever the row length
- * is a multiple of 4 KiB. */
+ * is a multiple of 4 KiB. With `stream` (outputs of MG_STREAM_MIN_BYTES or
+ * more) the outputs are written with streaming stores; the bits are the same. */
+
+/* One contiguous run of outputs o[0..n): VEC(j) is the vector of outputs
+ * j.., ONE(j) writes output j alone with the same bits. With `stream` the
+ * vectors go out as streaming stores (simd.h), the outputs before o's first
+ * vector-aligned address one by one. */
+#define STORE_RUN(t, stream, o, n, j, VEC, ONE)                                                 \
+    do {                                                                                         \
+        int64_t j = 0;                                                                           \
+        if (stream) {                                                                            \
+            for (; j < (n) && (uintptr_t)((o) + j) % (VL_##t * sizeof(T_##t)); j++) ONE;        \
+            for (; j + VL_##t <= (n); j += VL_##t) mg_v##t##_stream((o) + j, VEC);              \
+        }                                                                                        \
+        for (; j + VL_##t <= (n); j += VL_##t) mg_v##t##_store((o) + j, VEC);                   \
+        for (; j < (n); j++) ONE;                                                                \
+    } while (0)
 
 #define DEFINE_ELEMENTWISE(t)                                                                    \
     static void affine_planes_##t(const void *x_, void *y_, int64_t S, int64_t stride,           \
-                                  int64_t begin, int64_t end, const void *p_, int64_t ps) {      \
+                                  int64_t begin, int64_t end, const void *p_, int64_t ps,        \
+                                  int stream) {                                                  \
         const T_##t *x = x_, *p = p_;                                                            \
         T_##t *y = y_;                                                                           \
         const mg_v##t m = mg_v##t##_set1(p[0]), a = mg_v##t##_set1(p[ps]),                       \
                       b = mg_v##t##_set1(p[2 * ps]);                                             \
         FOR_EACH_PIECE(S, stride, begin, end, at, len, {                                         \
-            int64_t j = 0;                                                                       \
-            for (; j + VL_##t <= len; j += VL_##t)                                               \
-                mg_v##t##_store(y + at + j, fused_v##t(mg_v##t##_sub(mg_v##t##_load(x + at + j), m), a, b)); \
-            for (; j < len; j++) y[at + j] = fused_##t(x[at + j] - p[0], p[ps], p[2 * ps]);      \
+            const T_##t *xs = x + at;                                                            \
+            T_##t *ys = y + at;                                                                  \
+            STORE_RUN(t, stream, ys, len, j,                                                     \
+                      fused_v##t(mg_v##t##_sub(mg_v##t##_load(xs + j), m), a, b),                \
+                      ys[j] = fused_##t(xs[j] - p[0], p[ps], p[2 * ps]));                        \
         });                                                                                      \
+        if (stream) mg_stream_fence();                                                           \
     }                                                                                            \
                                                                                                  \
     static void affine_rows_##t(const void *x_, void *y_, int64_t rows, int64_t width,           \
-                                int64_t ld, const void *p_, int64_t ps) {                        \
+                                int64_t ld, const void *p_, int64_t ps, int stream) {            \
         const T_##t *p = p_;                                                                     \
         for (int64_t r = 0; r < rows; r++) {                                                     \
             const T_##t *x = (const T_##t *)x_ + r * ld;                                         \
             T_##t *y = (T_##t *)y_ + r * ld;                                                     \
-            int64_t c = 0;                                                                       \
-            for (; c + VL_##t <= width; c += VL_##t) {                                           \
-                const mg_v##t d = mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + c));  \
-                mg_v##t##_store(y + c, fused_v##t(d, mg_v##t##_load(p + ps + c), mg_v##t##_load(p + 2 * ps + c))); \
-            }                                                                                    \
-            for (; c < width; c++) y[c] = fused_##t(x[c] - p[c], p[ps + c], p[2 * ps + c]);      \
+            STORE_RUN(t, stream, y, width, c,                                                    \
+                      fused_v##t(mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + c)),    \
+                                 mg_v##t##_load(p + ps + c), mg_v##t##_load(p + 2 * ps + c)),    \
+                      y[c] = fused_##t(x[c] - p[c], p[ps + c], p[2 * ps + c]));                  \
         }                                                                                        \
+        if (stream) mg_stream_fence();                                                           \
     }                                                                                            \
                                                                                                  \
     static void dx_planes_##t(const void *dy_, const void *x_, void *dx_, int64_t S,             \
                               int64_t stride, int64_t begin, int64_t end, const void *p_,        \
-                              int64_t ps) {                                                      \
+                              int64_t ps, int stream) {                                          \
         const T_##t *dy = dy_, *x = x_, *p = p_;                                                 \
         T_##t *dx = dx_;                                                                         \
         const mg_v##t k = mg_v##t##_set1(p[0]), cf = mg_v##t##_set1(p[ps]),                      \
                       m = mg_v##t##_set1(p[2 * ps]), b = mg_v##t##_set1(p[3 * ps]);              \
         FOR_EACH_PIECE(S, stride, begin, end, at, len, {                                         \
-            int64_t j = 0;                                                                       \
-            for (; j + VL_##t <= len; j += VL_##t) {                                             \
-                const mg_v##t u = fused_v##t(cf, mg_v##t##_sub(mg_v##t##_load(x + at + j), m), b); \
-                mg_v##t##_store(dx + at + j, fused_v##t(k, mg_v##t##_load(dy + at + j), u));     \
-            }                                                                                    \
-            for (; j < len; j++)                                                                 \
-                dx[at + j] = fused_##t(p[0], dy[at + j], fused_##t(p[ps], x[at + j] - p[2 * ps], p[3 * ps])); \
+            const T_##t *dys = dy + at, *xs = x + at;                                            \
+            T_##t *dxs = dx + at;                                                                \
+            STORE_RUN(t, stream, dxs, len, j,                                                    \
+                      fused_v##t(k, mg_v##t##_load(dys + j),                                     \
+                                 fused_v##t(cf, mg_v##t##_sub(mg_v##t##_load(xs + j), m), b)),   \
+                      dxs[j] = fused_##t(p[0], dys[j], fused_##t(p[ps], xs[j] - p[2 * ps], p[3 * ps]))); \
         });                                                                                      \
+        if (stream) mg_stream_fence();                                                           \
     }                                                                                            \
                                                                                                  \
     static void dx_rows_##t(const void *dy_, const void *x_, void *dx_, int64_t rows,            \
-                            int64_t width, int64_t ld, const void *p_, int64_t ps) {             \
+                            int64_t width, int64_t ld, const void *p_, int64_t ps, int stream) { \
         const T_##t *p = p_;                                                                     \
         for (int64_t r = 0; r < rows; r++) {                                                     \
             const T_##t *dy = (const T_##t *)dy_ + r * ld, *x = (const T_##t *)x_ + r * ld;      \
             T_##t *dx = (T_##t *)dx_ + r * ld;                                                   \
-            int64_t c = 0;                                                                       \
-            for (; c + VL_##t <= width; c += VL_##t) {                                           \
-                const mg_v##t d = mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + 2 * ps + c)); \
-                const mg_v##t u = fused_v##t(mg_v##t##_load(p + ps + c), d, mg_v##t##_load(p + 3 * ps + c)); \
-                mg_v##t##_store(dx + c, fused_v##t(mg_v##t##_load(p + c), mg_v##t##_load(dy + c), u)); \
-            }                                                                                    \
-            for (; c < width; c++)                                                               \
-                dx[c] = fused_##t(p[c], dy[c], fused_##t(p[ps + c], x[c] - p[2 * ps + c], p[3 * ps + c])); \
+            STORE_RUN(t, stream, dx, width, c,                                                   \
+                      fused_v##t(mg_v##t##_load(p + c), mg_v##t##_load(dy + c),                  \
+                                 fused_v##t(mg_v##t##_load(p + ps + c),                          \
+                                            mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + 2 * ps + c)), \
+                                            mg_v##t##_load(p + 3 * ps + c))),                    \
+                      dx[c] = fused_##t(p[c], dy[c], fused_##t(p[ps + c], x[c] - p[2 * ps + c], p[3 * ps + c]))); \
         }                                                                                        \
+        if (stream) mg_stream_fence();                                                           \
     }
 
 DEFINE_ELEMENTWISE(f32)
