@@ -34,14 +34,22 @@ typedef struct {
     char *out;
     int64_t n;
     size_t item;
+    int stream;   /* out is written through mg_write_streamed */
 } contig_job;
+
+/* Outputs [start, start + n) into dst. */
+static void contig_piece(const void *ctx, int64_t start, int64_t n, char *dst) {
+    const contig_job *j = ctx;
+    const size_t off = (size_t)start * j->item;
+    j->loop(n, j->a + off, 1, j->b + off, 1, dst);
+}
 
 static void contig_task(void *ctx, int64_t task) {
     const contig_job *j = ctx;
     const int64_t start = task * CHUNK_ELEMS;
     const int64_t len = j->n - start < CHUNK_ELEMS ? j->n - start : CHUNK_ELEMS;
-    const size_t off = (size_t)start * j->item;
-    j->loop(len, j->a + off, 1, j->b + off, 1, j->out + off);
+    if (j->stream) mg_write_streamed(contig_piece, j, start, len, j->item, j->out);
+    else contig_piece(j, start, len, j->out + (size_t)start * j->item);
 }
 
 mg_status mg_binary_contig(int op, int dtype, int64_t n, const void *a, const void *b, void *out) {
@@ -52,6 +60,7 @@ mg_status mg_binary_contig(int op, int dtype, int64_t n, const void *a, const vo
     if (n == 0) return MG_OK;
     if (!a || !b || !out) return mg_fail(MG_ERR_ARG, "mg_binary_contig: NULL buffer");
     contig_job j = {mg_kernels->binary[op][dtype], a, b, out, n, itemsize(dtype)};
+    j.stream = n * (int64_t)j.item >= MG_STREAM_MIN_BYTES;
     if (n < MG_PARALLEL_MIN_ELEMS) {
         j.loop(n, a, 1, b, 1, out);
         return MG_OK;

@@ -34,18 +34,26 @@ typedef struct {
     double lo, hi;
     int64_t n;
     size_t item;
+    int stream;   /* out is written through mg_write_streamed */
 } unary_job;
 
-static void run_range(const unary_job *j, int64_t start, int64_t len) {
+/* Outputs [start, start + len) into dst. */
+static void unary_piece(const void *ctx, int64_t start, int64_t len, char *dst) {
+    const unary_job *j = ctx;
     const size_t off = (size_t)start * j->item;
     const char *g = j->g ? j->g + off : NULL;
-    if (j->unary) j->unary(len, j->x + off, j->out + off);
-    else if (j->grad) j->grad(len, j->x + off, g, j->out + off);
-    else if (j->clamp) j->clamp(len, j->x + off, j->lo, j->hi, j->out + off);
-    else if (j->clamp_grad) j->clamp_grad(len, j->x + off, g, j->lo, j->hi, j->out + off);
-    else if (j->pow_scalar) j->pow_scalar(len, j->x + off, j->lo, j->out + off);
-    else if (j->pow_scalar_grad) j->pow_scalar_grad(len, j->x + off, g, j->lo, j->out + off);
-    else j->pow(len, j->x + off, g, j->out + off);
+    if (j->unary) j->unary(len, j->x + off, dst);
+    else if (j->grad) j->grad(len, j->x + off, g, dst);
+    else if (j->clamp) j->clamp(len, j->x + off, j->lo, j->hi, dst);
+    else if (j->clamp_grad) j->clamp_grad(len, j->x + off, g, j->lo, j->hi, dst);
+    else if (j->pow_scalar) j->pow_scalar(len, j->x + off, j->lo, dst);
+    else if (j->pow_scalar_grad) j->pow_scalar_grad(len, j->x + off, g, j->lo, dst);
+    else j->pow(len, j->x + off, g, dst);
+}
+
+static void run_range(const unary_job *j, int64_t start, int64_t len) {
+    if (j->stream) mg_write_streamed(unary_piece, j, start, len, j->item, j->out);
+    else unary_piece(j, start, len, j->out + (size_t)start * j->item);
 }
 
 static void unary_task(void *ctx, int64_t task) {
@@ -56,6 +64,7 @@ static void unary_task(void *ctx, int64_t task) {
 
 static mg_status run(unary_job *j, int dtype) {
     j->item = dtype == MG_F32 ? 4 : 8;
+    j->stream = j->n * (int64_t)j->item >= MG_STREAM_MIN_BYTES;
     if (j->n < MG_PARALLEL_MIN_ELEMS) run_range(j, 0, j->n);
     else mg_parallel_for((j->n + CHUNK_ELEMS - 1) / CHUNK_ELEMS, unary_task, j);
     return MG_OK;

@@ -34,8 +34,7 @@
  *                       written around the caches (x86: movntps/movntpd): the
  *                       line is not first read from memory, as an ordinary
  *                       store must. On NEON and the scalar path, a store.
- *   mg_stream_fence()   makes the streamed stores visible before the caller
- *                       signals that its output is done (x86: sfence).
+ * (mg_stream_fence() in cpu/kernels.h orders them before a task ends.)
  *
  * fmadd rounds ONCE (an explicit FMA instruction) on avx2, avx512 and neon,
  * and twice (multiply, then add) on the scalar path, which is the plain-C
@@ -95,7 +94,6 @@ MG_INLINE mg_vf64 mg_vf64_set1(double x) { return _mm512_set1_pd(x); }
 MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return _mm512_loadu_pd(p); }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { _mm512_storeu_pd(p, v); }
 MG_INLINE void mg_vf64_stream(double *p, mg_vf64 v) { _mm512_stream_pd(p, v); }
-MG_INLINE void mg_stream_fence(void) { _mm_sfence(); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return _mm512_add_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm512_fmadd_pd(x, y, z); }
 
@@ -139,7 +137,6 @@ MG_INLINE mg_vf64 mg_vf64_set1(double x) { return _mm256_set1_pd(x); }
 MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return _mm256_loadu_pd(p); }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { _mm256_storeu_pd(p, v); }
 MG_INLINE void mg_vf64_stream(double *p, mg_vf64 v) { _mm256_stream_pd(p, v); }
-MG_INLINE void mg_stream_fence(void) { _mm_sfence(); }
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return _mm256_add_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm256_fmadd_pd(x, y, z); }
 
@@ -192,7 +189,6 @@ MG_INLINE mg_vf64 mg_vf64_set1(double x) { return vdupq_n_f64(x); }
 MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return vld1q_f64(p); }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { vst1q_f64(p, v); }
 MG_INLINE void mg_vf64_stream(double *p, mg_vf64 v) { vst1q_f64(p, v); }
-MG_INLINE void mg_stream_fence(void) {}
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return vaddq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return vfmaq_f64(z, x, y); }
 
@@ -237,7 +233,6 @@ MG_INLINE mg_vf64 mg_vf64_set1(double x) { return x; }
 MG_INLINE mg_vf64 mg_vf64_load(const double *p) { return *p; }
 MG_INLINE void mg_vf64_store(double *p, mg_vf64 v) { *p = v; }
 MG_INLINE void mg_vf64_stream(double *p, mg_vf64 v) { *p = v; }
-MG_INLINE void mg_stream_fence(void) {}
 MG_INLINE mg_vf64 mg_vf64_add(mg_vf64 x, mg_vf64 y) { return x + y; }
 MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return x * y + z; }
 MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return x - y; }

@@ -5,8 +5,14 @@
  * strided) and writes out contiguously. The contiguous and broadcast cases
  * are written separately so that the compiler vectorises them for the ISA
  * this file is being compiled for (see CMakeLists.txt); floating-point
- * contraction is off, so every ISA gives the same bits. */
+ * contraction is off, so every ISA gives the same bits.
+ *
+ * stream_copy moves a finished piece of output from a staging buffer in L1
+ * to its place in memory with streaming stores (see MG_STREAM_MIN_BYTES). */
+#include <string.h>
+
 #include "kernels.h"
+#include "simd.h"
 
 #define ADD(x, y) ((x) + (y))
 #define SUB(x, y) ((x) - (y))
@@ -46,6 +52,21 @@ DEFINE_BOTH_DTYPES(div, DIV)
 DEFINE_BOTH_DTYPES(max, MAX)
 DEFINE_BOTH_DTYPES(min, MIN)
 
+static void stream_copy(void *dst_, const void *src_, int64_t nbytes) {
+    char *dst = dst_;
+    const char *src = src_;
+    int64_t head = (int64_t)(-(uintptr_t)dst & 63), i;
+    if (head > nbytes) head = nbytes;
+    memcpy(dst, src, (size_t)head);
+    for (i = head; i + 64 <= nbytes; i += 64)
+        for (int v = 0; v < 64; v += MG_VF32_LANES * 4) {
+            mg_vf32 line_part;
+            memcpy(&line_part, src + i + v, sizeof line_part);   /* src may be unaligned */
+            mg_vf32_stream((float *)(dst + i + v), line_part);
+        }
+    memcpy(dst + i, src + i, (size_t)(nbytes - i));
+}
+
 void MG_ISA_FN(mg_fill_elementwise)(mg_kernel_table *t) {
     const mg_binary_loop_fn loops[MG_NUM_BINARY_OPS][MG_NUM_DTYPES] = {
         {add_f32, add_f64}, {sub_f32, sub_f64}, {mul_f32, mul_f64},
@@ -53,4 +74,5 @@ void MG_ISA_FN(mg_fill_elementwise)(mg_kernel_table *t) {
     };
     for (int op = 0; op < MG_NUM_BINARY_OPS; op++)
         for (int dt = 0; dt < MG_NUM_DTYPES; dt++) t->binary[op][dt] = loops[op][dt];
+    t->stream_copy = stream_copy;
 }

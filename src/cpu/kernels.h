@@ -28,9 +28,22 @@
  * costs a third of the memory traffic. */
 #define MG_STREAM_MIN_BYTES ((int64_t)6 << 20)
 
+/* Orders streamed stores before the task that made them reports its output
+ * done (x86: sfence; elsewhere streamed stores are ordinary stores). */
+#if defined(__x86_64__) || defined(__i386__)
+static inline void mg_stream_fence(void) { __builtin_ia32_sfence(); }
+#else
+static inline void mg_stream_fence(void) {}
+#endif
+
 /* out[i*1] = a[i*sa] op b[i*sb] for i < n (strides in elements). */
 typedef void (*mg_binary_loop_fn)(int64_t n, const void *a, int64_t sa,
                                   const void *b, int64_t sb, void *out);
+
+/* dst[0..nbytes) = src[0..nbytes) with streaming stores (simd.h) from dst's
+ * first 64-byte boundary on; ordinary stores before it and for the last
+ * partial line. Callers then call mg_stream_fence(). */
+typedef void (*mg_stream_copy_fn)(void *dst, const void *src, int64_t nbytes);
 
 /* lanes[j] += x[i] for every i = j (mod 8) in [0, n): eight independent
  * float64 running sums, so the result is the same for every vector width. */
@@ -167,6 +180,7 @@ typedef void (*mg_adam_fn)(int64_t n, void *p, const void *grad, void *exp_avg, 
 typedef struct {
     /* elementwise */
     mg_binary_loop_fn binary[MG_NUM_BINARY_OPS][MG_NUM_DTYPES];
+    mg_stream_copy_fn stream_copy;
     /* reduce */
     mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
     /* unary */
