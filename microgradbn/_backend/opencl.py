@@ -24,7 +24,7 @@ from .cpu import (  # noqa: F401  (the op codes are the CPU backend's, re-export
     OP_MUL, OP_SUB, REDUCE_MAX, REDUCE_MIN, REDUCE_SUM, UNARY_ABS, UNARY_EXP, UNARY_LOG, UNARY_NEG,
     UNARY_RELU, UNARY_SIGMOID, UNARY_SQRT, UNARY_TANH, raise_status,
 )
-from .cpu import _flat_stride  # batched matmul splits batches the same way on both devices
+from .cpu.gemm import _flat_stride  # batched matmul splits batches the same way on both devices
 
 
 def _default_pocl_cache_dir():
@@ -619,7 +619,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_de
 #     avg_pool2d_forward, avg_pool2d_backward, pooled_size: the names,
 #     arguments and results of cpu.py (stride, padding, kernel as pairs).
 
-from .cpu import _check_conv, _check_grad, _window, pooled_size  # noqa: E402  (shared with the CPU backend)
+from .cpu.nn import _check_conv, _check_grad, _window, pooled_size  # noqa: E402  (shared with the CPU backend)
 
 CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE = range(6)
 
