@@ -73,11 +73,14 @@ def pointer(array):
     return ffi.cast("void *", array.__array_interface__["data"][0])
 
 
-def _same_layout(name, array, like):
-    """The C kernel reads array as if it had like's shape and dtype: check it."""
-    if array.shape != like.shape or array.dtype != like.dtype:
-        raise ShapeError(f"{name}: expected a {like.dtype} array of shape {like.shape}, "
-                          f"got {array.dtype} {array.shape}")
+def _same_layout(name, array, like, c_contiguous=False):
+    """The C kernel reads array as if it had like's shape and dtype (and,
+    with c_contiguous, as one dense C-order block): check it."""
+    if (array.shape != like.shape or array.dtype != like.dtype
+            or c_contiguous and not array.flags.c_contiguous):
+        layout = "C-contiguous " if c_contiguous else ""
+        raise ShapeError(f"{name}: expected a {layout}{like.dtype} array of shape {like.shape}, "
+                         f"got {array.dtype} {array.shape}")
 
 
 def backend_info():

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..._mgbn import ffi, lib
 from ...errors import ShapeError
-from .core import DTYPE_CODES, empty, raise_status
+from .core import DTYPE_CODES, _same_layout, empty, raise_status
 
 
 # ---- batch normalization ----
@@ -222,9 +222,7 @@ def avg_pool2d_backward(shape, grad, kernel, stride, padding):
 
 def _state_array(name, array, param):
     """The C step updates array in place as if it had param's layout: check it."""
-    if array.shape != param.shape or array.dtype != param.dtype or not array.flags.c_contiguous:
-        raise ShapeError(f"{name}: expected a C-contiguous {param.dtype} array of shape {param.shape}, "
-                          f"got {array.dtype} {array.shape}")
+    _same_layout(name, array, param, c_contiguous=True)
     return ffi.from_buffer(array, require_writable=name != "grad")
 
 
