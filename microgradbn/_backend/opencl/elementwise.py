@@ -8,6 +8,7 @@ import numpy as np
 
 from ..._mgbn import lib
 from ...errors import DTypeError, ShapeError
+from ..cpu.core import _same_layout  # the same check as the CPU backend's
 from ..cpu.elementwise import OP_ADD, REDUCE_SUM
 from .core import ClArray, _check, _dtype_code, _like, _same_device, _strides
 
@@ -82,12 +83,6 @@ def clamp_backward(x, grad, lo, hi):
 
 
 # ---- pow (PyTorch's shortcut exponents; pow(x, y) needs one shape) ------------------------
-
-def _same_layout(name, array, like):
-    if array.shape != like.shape or array.dtype != like.dtype:
-        raise ShapeError(f"{name}: expected a {like.dtype} array of shape {like.shape}, "
-                         f"got {array.dtype} {array.shape}")
-
 
 def pow_scalar(x, p):
     """x ** p for a float exponent p (shortcuts for 0, +-0.5, +-1, +-2, 3)."""
