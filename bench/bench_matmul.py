@@ -25,7 +25,8 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+
+from _timing import timed_block
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,14 +50,6 @@ def peak_gflops(isa, dtype, threads):
         return None
     lanes = bits // (32 if dtype == "float32" else 64)
     return mhz * 1e-3 * 2 * lanes * 2 * threads
-
-
-def timed(fn, repeats_inner, pause):
-    time.sleep(pause)
-    start = time.perf_counter()
-    for _ in range(repeats_inner):
-        fn()
-    return (time.perf_counter() - start) / repeats_inner
 
 
 def worker(args):
@@ -87,7 +80,7 @@ def worker(args):
                 fn(a, b)                             # warm up: buffers, thread pools
             for _ in range(args.repeats):
                 for name, fn in libs.items():
-                    samples[name].append(2 * n**3 / timed(lambda: fn(a, b), inner, args.pause) / 1e9)
+                    samples[name].append(2 * n**3 / timed_block(lambda: fn(a, b), inner, args.pause) / 1e9)
             peak = peak_gflops(isa, dtype, args.threads)
             ratios = [m / o for m, o in zip(samples["mg"], samples["numpy"])]   # per repeat
             for name, gf in samples.items():

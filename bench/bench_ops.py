@@ -27,10 +27,10 @@ a JSON line per measurement goes to stdout, then a table.
 import argparse
 import json
 import statistics
-import time
 import timeit
 
 import numpy as np
+from _timing import timed_block
 
 import microgradbn as mg
 from microgradbn._backend import cpu
@@ -44,15 +44,6 @@ except ImportError:
 def emit(record, rows):
     print(json.dumps(record))
     rows.append(record)
-
-
-def timed_block(fn, number, pause):
-    """Seconds per call over a block of `number` calls, after a pause."""
-    time.sleep(pause)
-    start = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - start) / number
 
 
 def spread(values):

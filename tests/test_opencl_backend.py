@@ -1,4 +1,4 @@
-"""The OpenCL backend (microgradbn/_backend/opencl.py, src/opencl/) against
+"""The OpenCL backend (microgradbn/_backend/opencl/, src/opencl/) against
 NumPy and the paper's BN written out in float64 (microgradbn.reference).
 
 Runs on whatever OpenCL device is present (PoCL's CPU device in CI) and skips

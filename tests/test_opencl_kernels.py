@@ -1,8 +1,9 @@
 """The OpenCL kernels of views, casts, comparisons, where, pow, class indices,
-conv2d and pooling (_backend/opencl.py's last section) against NumPy and the
-CPU backend, on whatever OpenCL device is present (PoCL's CPU device in CI);
-skips without one. Tolerances as tests/test_opencl_backend.py: float32 within
-1e-5 and float64 within 1e-12 of the reference's largest magnitude."""
+conv2d and pooling (_backend/opencl/ core, elementwise, loss and nn) against
+NumPy and the CPU backend, on whatever OpenCL device is present (PoCL's CPU
+device in CI); skips without one. Tolerances as tests/test_opencl_backend.py:
+float32 within 1e-5 and float64 within 1e-12 of the reference's largest
+magnitude."""
 import os
 import subprocess
 import sys

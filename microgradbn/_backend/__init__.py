@@ -1,9 +1,9 @@
-"""Device backends. Each module offers the same functions over its own
-storage; nothing above this package knows about C, nothing below it knows
-about autograd.
+"""Device backends. Each package offers the same functions over its own
+storage, in files cut the same way (core, elementwise, gemm, nn); nothing
+above this package knows about C, nothing below it knows about autograd.
 
-    cpu.py     NumPy arrays (device "cpu")
-    opencl.py  ClArray device buffers (device "opencl:<index>")
+    cpu/     NumPy arrays (device "cpu")
+    opencl/  ClArray device buffers (device "opencl:<index>")
 
 An op picks the module from its inputs' storage with `backend_of`, then calls
 the function of the same name there. The helpers below are the few things
