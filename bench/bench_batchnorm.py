@@ -23,6 +23,12 @@ once; an exact BN reads x twice in the forward and dy, x twice in the
 backward (8 passes for fwd+bwd, not 5) unless they stay in cache between
 the sweeps.
 
+Each library reads inputs from its own allocator, as in a training step:
+mg's and PyTorch's copies are 64-byte aligned, NumPy's arrays 16-byte
+aligned (AVX-512 loads that straddle two cache lines cost mg up to 1.4x at
+32x64x56x56). The copy for the floor is between NumPy arrays (memcpy does
+not care).
+
 Implementations run in a new random order in every repetition, so none
 always follows the one that evicts the cache. After each timed call the
 bench waits SETTLE_S, untimed: PyTorch's OpenMP threads spin for a few ms
@@ -42,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+import microgradbn as mg
 from microgradbn._backend import cpu
 
 try:
@@ -85,6 +92,7 @@ def numpy_phases(x, dy, w, b, rm, rv):
 
 
 def mg_phases(x, dy, w, b, rm, rv):
+    x, dy = mg.tensor(x).numpy(), mg.tensor(dy).numpy()   # mg's own (64-byte aligned) copies
     _, mean, rstd, _ = cpu.batch_norm_train_forward(x, w, b, EPS)
 
     def fwd_bwd():
@@ -101,7 +109,7 @@ def mg_phases(x, dy, w, b, rm, rv):
 
 def torch_phases(x, dy, w, b, rm, rv):
     aten = torch.ops.aten
-    tx, tdy, tw, tb, trm, trv = (torch.from_numpy(a) for a in (x, dy, w, b, rm, rv))
+    tx, tdy, tw, tb, trm, trv = (torch.tensor(a) for a in (x, dy, w, b, rm, rv))   # torch's own copies
     mask = [True, True, True]
     _, mean, invstd = aten.native_batch_norm(tx, tw, tb, None, None, True, 0.1, EPS)
 

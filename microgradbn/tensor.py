@@ -64,6 +64,13 @@ def _to_array(data, dtype=None, copy=True):
             raise TypeError(f"cannot make a tensor from {type(data).__name__} data")
         if dtype is None:
             dtype = {"f": float32, "i": int64, "u": int64, "b": bool_}[array.dtype.kind]
+    if (copy or array.dtype != dtype) and array.size * dtype.itemsize >= cpu.LARGE_BYTES:
+        # a large copy goes into the C library's 64-byte aligned buffers, as every
+        # op's output does: NumPy's are 16-byte aligned, and a vector load that
+        # straddles two cache lines makes the kernels up to 1.4x slower
+        out = cpu.empty(array.shape, dtype)
+        np.copyto(out, array, casting="unsafe")   # converts dtype and byte order
+        return out
     # astype converts byte order and dtype (a big-endian array becomes native);
     # copy=False keeps the memory when it can.
     return array.astype(dtype, order="K", copy=copy) if copy or array.dtype != dtype else array
