@@ -113,6 +113,22 @@ MG_INLINE void prefetch_ahead(const void *base, int64_t item, int64_t r, int64_t
         __builtin_prefetch((const char *)base + (r * ld + c) * item + b);
 }
 
+/* The planes walks read one channel: a piece of a plane, then a jump of
+ * (C - 1)*S values to the next. The prefetchers start over on each plane
+ * (a 56x56 plane is 12 KiB, three pages) and the sum sweeps, which read
+ * from memory, waited on their loads. So every group of LANES values asks
+ * for the line PLANE_PREFETCH_BYTES further along the walk: on the same
+ * plane, or `gap` = stride - S values further, on the next. A hint: the
+ * address after the channel's last plane may lie outside x, and prefetches
+ * never fault. */
+#define PLANE_PREFETCH_BYTES 4096
+
+MG_INLINE void prefetch_plane_ahead(const void *base, int64_t at, int64_t j, int64_t len, int64_t gap,
+                                    int64_t item) {
+    const int64_t ahead = j + PLANE_PREFETCH_BYTES / item;
+    __builtin_prefetch((const char *)base + (at + ahead + (ahead < len ? 0 : gap)) * item);
+}
+
 /* s[0..VL) += p, each lane of p widened to float64. */
 MG_INLINE void widen_add_f32(double *s, mg_vf32 p) {
     float lanes[MG_VF32_LANES];
@@ -144,12 +160,14 @@ MG_INLINE double fold_lanes(double l[LANES]) {
                 const int64_t stop = j + PARTIAL * LANES < whole ? j + PARTIAL * LANES : whole;  \
                 mg_v##t p1[LANES / VL_##t], p2[LANES / VL_##t];                                  \
                 for (int v = 0; v < LANES / VL_##t; v++) p1[v] = p2[v] = mg_v##t##_zero();       \
-                for (; j < stop; j += LANES)                                                     \
+                for (; j < stop; j += LANES) {                                                   \
+                    prefetch_plane_ahead(x, at, j, len, stride - S, sizeof(T_##t));              \
                     for (int v = 0; v < LANES / VL_##t; v++) {                                   \
                         const mg_v##t d = mg_v##t##_sub(mg_v##t##_load(x + at + j + v * VL_##t), vk); \
                         p1[v] = mg_v##t##_add(p1[v], d);                                         \
                         p2[v] = fused_v##t(d, d, p2[v]);                                         \
                     }                                                                            \
+                }                                                                                \
                 for (int v = 0; v < LANES / VL_##t; v++) {                                       \
                     widen_add_##t(a1 + v * VL_##t, p1[v]);                                       \
                     widen_add_##t(a2 + v * VL_##t, p2[v]);                                       \
@@ -178,13 +196,16 @@ MG_INLINE double fold_lanes(double l[LANES]) {
                 const int64_t stop = j + PARTIAL * LANES < whole ? j + PARTIAL * LANES : whole;  \
                 mg_v##t p1[LANES / VL_##t], p2[LANES / VL_##t];                                  \
                 for (int v = 0; v < LANES / VL_##t; v++) p1[v] = p2[v] = mg_v##t##_zero();       \
-                for (; j < stop; j += LANES)                                                     \
+                for (; j < stop; j += LANES) {                                                   \
+                    prefetch_plane_ahead(dy, at, j, len, stride - S, sizeof(T_##t));             \
+                    prefetch_plane_ahead(x, at, j, len, stride - S, sizeof(T_##t));              \
                     for (int v = 0; v < LANES / VL_##t; v++) {                                   \
                         const int64_t i = at + j + v * VL_##t;                                   \
                         const mg_v##t g = mg_v##t##_load(dy + i);                                \
                         p1[v] = mg_v##t##_add(p1[v], g);                                         \
                         p2[v] = fused_v##t(g, mg_v##t##_sub(mg_v##t##_load(x + i), vk), p2[v]);  \
                     }                                                                            \
+                }                                                                                \
                 for (int v = 0; v < LANES / VL_##t; v++) {                                       \
                     widen_add_##t(a1 + v * VL_##t, p1[v]);                                       \
                     widen_add_##t(a2 + v * VL_##t, p2[v]);                                       \
