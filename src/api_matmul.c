@@ -33,6 +33,10 @@
  * direct path. */
 #define SMALL_WORK (1 << 15)
 #define SKINNY_ROWS 2
+/* A small product whose B has strided columns (B = W^T, as in x @ w.T)
+ * takes the direct path too, on a copy of B with contiguous rows, when that
+ * copy is at most this big: packing a whole panel for it costs more. */
+#define SMALL_B_COPY_BYTES (64 * 1024)
 /* Below this, one product is not worth waking the pool for. */
 #define PARALLEL_MIN_WORK (1 << 17)
 /* Up to this size the products of a batch run one per task. */
@@ -151,9 +155,27 @@ static void run_blocked(const product *pr, const plan *pl, char *bp, char *ap, i
     }
 }
 
-/* The direct path; B's columns must be contiguous (bcs == 1). */
-static void run_small(const product *pr) {
-    pr->g->small(pr->m, pr->n, pr->k, pr->a, pr->ars, pr->acs, pr->b, pr->brs, pr->c, pr->ldc, pr->accumulate);
+/* dst[p*n + j] = B(p, j): B's elements as bits of their size, column by column. */
+#define COPY_B(U, pr, dst)                                                        \
+    do {                                                                          \
+        const U *src_ = (const U *)(pr)->b;                                       \
+        U *dst_ = (U *)(dst);                                                     \
+        for (int64_t j = 0; j < (pr)->n; j++)                                     \
+            for (int64_t p = 0; p < (pr)->k; p++)                                 \
+                dst_[p * (pr)->n + j] = src_[p * (pr)->brs + j * (pr)->bcs];      \
+    } while (0)
+
+/* The direct path; B's columns must be contiguous (bcs == 1), or B is
+ * first copied into b_copy (k x n, rows contiguous) when b_copy is set. */
+static void run_small(const product *pr, char *b_copy) {
+    const char *b = pr->b;
+    int64_t brs = pr->brs;
+    if (b_copy) {
+        if (pr->item == 4) COPY_B(uint32_t, pr, b_copy);
+        else COPY_B(uint64_t, pr, b_copy);
+        b = b_copy, brs = pr->n;
+    }
+    pr->g->small(pr->m, pr->n, pr->k, pr->a, pr->ars, pr->acs, b, brs, pr->c, pr->ldc, pr->accumulate);
 }
 
 /* ---- batches ------------------------------------------------------------ */
@@ -164,7 +186,7 @@ typedef struct {
     int64_t ntasks;
     int small;
     plan pl;                   /* blocked path: one (bp, ap) slot pair per task */
-    char *buffers;
+    char *buffers;             /* blocked: the slots; direct: one B copy per task, or NULL */
     size_t slot_bytes;
 } batch_job;
 
@@ -182,7 +204,7 @@ static void batch_task(void *ctx, int64_t task) {
     for (int64_t t = task * j->batch / j->ntasks; t < (task + 1) * j->batch / j->ntasks; t++) {
         const product pr = nth(j, t);
         if (j->small) {
-            run_small(&pr);
+            run_small(&pr, j->buffers ? j->buffers + (size_t)task * j->slot_bytes : NULL);
         } else {
             char *bp = j->buffers + (size_t)task * j->slot_bytes;
             run_blocked(&pr, &j->pl, bp, bp + j->pl.b_size, 0);
@@ -194,12 +216,19 @@ static mg_status run(batch_job *j) {
     const product *pr = &j->first;
     const double work = (double)pr->m * (double)pr->n * (double)pr->k;
     const int threads = mg_pool_threads();
-    j->small = (work <= SMALL_WORK || pr->m <= SKINNY_ROWS || pr->n == 1) && pr->bcs == 1;
-    if (j->small) {   /* no buffers: one task per thread when the whole is worth it */
+    const size_t b_bytes = (size_t)(pr->k * pr->n) * pr->item;
+    j->small = (work <= SMALL_WORK || pr->m <= SKINNY_ROWS || pr->n == 1) &&
+               (pr->bcs == 1 || b_bytes <= SMALL_B_COPY_BYTES);
+    if (j->small) {   /* one task per thread when the whole is worth it */
         j->ntasks = threads > 1 && work * (double)j->batch >= PARALLEL_MIN_WORK
                         ? (j->batch < threads ? j->batch : threads) : 1;
+        j->buffers = NULL;
+        j->slot_bytes = b_bytes;
+        if (pr->bcs != 1 && mg_alloc(b_bytes * (size_t)j->ntasks, (void **)&j->buffers) != MG_OK)
+            return mg_fail(MG_ERR_NOMEM, "mg_matmul: cannot allocate %zu bytes for a copy of B", b_bytes);
         if (j->ntasks > 1) mg_parallel_for(j->ntasks, batch_task, j);
         else batch_task(j, 0);
+        mg_free(j->buffers);
         return MG_OK;
     }
     const int per_product = j->batch > 1 && work <= BATCH_TASK_MAX_WORK;

@@ -173,6 +173,31 @@ def test_same_bits_for_any_thread_count_on_every_path(shape_a, shape_b, dtype):
         cpu.set_num_threads(info["threads"])
 
 
+# Small products whose B has strided columns (x @ w.T) take the direct path
+# on a copy of B: the same bits as with B contiguous, alone, batched over
+# threads, and accumulating; m = 1..9 covers whole and partial groups of rows.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m", [1, 3, 4, 9])
+def test_direct_path_with_transposed_b_is_exact(m, dtype):
+    rng = np.random.default_rng(m)
+    info = cpu.backend_info()
+    try:
+        for threads in (1, 2):
+            cpu.set_num_threads(threads)
+            x, w = rand(rng, (5, m, 40), dtype), rand(rng, (5, 33, 40), dtype)
+            wt = np.swapaxes(w, -1, -2)
+            want = cpu.matmul(x, np.ascontiguousarray(wt))
+            assert np.array_equal(cpu.matmul(x, wt), want)
+            assert np.array_equal(cpu.matmul(x[0], wt[0]), want[0])
+            out, out_contiguous = want[1].copy(), want[1].copy()
+            cpu.matmul(x[1], wt[1], out=out, accumulate=True)
+            cpu.matmul(x[1], np.ascontiguousarray(wt[1]), out=out_contiguous, accumulate=True)
+            assert np.array_equal(out, out_contiguous)
+            expect_close(want[2], x[2], wt[2])
+    finally:
+        cpu.set_num_threads(info["threads"])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_scalar_path_agrees_with_best_path(dtype):
     info = cpu.backend_info()

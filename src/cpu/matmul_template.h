@@ -146,14 +146,37 @@ static T FN(dot)(int64_t k, const T *a, const T *b) {
  * contiguous (B(p,j) = b[p*brs + j]) and
  *   C(i,j) = (accumulate ? C(i,j) : 0) + sum_{p<k} A(i,p) * B(p,j)
  * added by fmadd in the order p = 0, 1, ..., whichever lane holds j; the
- * columns of a narrow C are summed in registers over all p, those of a wide
- * C row by row of B (streaming B, C's row in L1): the same order. A
- * matrix-vector product (n = 1, contiguous A rows and b) uses dot. */
+ * columns of a narrow C are summed in registers over all p, BLOCK vectors
+ * of one row at a time, then the last whole vectors for SMALL_ROWS rows at a
+ * time (so that several sums run side by side instead of each waiting on
+ * its last fmadd); those of a wide C row by row of B (streaming B, C's row
+ * in L1): the same order. A matrix-vector product (n = 1, contiguous A rows
+ * and b) uses dot. */
+#define SMALL_BLOCK 4
+#define SMALL_ROWS 4
+#define SMALL_WIDE 256
+
+/* C(i + r, j..n) for r < SMALL_ROWS, the whole vectors of columns from j on. */
+static void FN(small_rows)(int64_t n, int64_t k, const T *a, int64_t ars, int64_t acs, const T *b,
+                           int64_t brs, T *c, int64_t ldc, int accumulate, int64_t j) {
+    for (; j + LANES <= n; j += LANES) {
+        VEC acc[SMALL_ROWS];
+        for (int r = 0; r < SMALL_ROWS; r++) acc[r] = accumulate ? V(load)(c + r * ldc + j) : V(zero)();
+        for (int64_t p = 0; p < k; p++) {
+            const VEC bv = V(load)(b + p * brs + j);
+            for (int r = 0; r < SMALL_ROWS; r++) acc[r] = V(fmadd)(V(set1)(a[r * ars + p * acs]), bv, acc[r]);
+        }
+        for (int r = 0; r < SMALL_ROWS; r++) V(store)(c + r * ldc + j, acc[r]);
+    }
+}
+
 static void FN(small)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t ars, int64_t acs,
                       const void *b_, int64_t brs, void *c_, int64_t ldc, int accumulate) {
     const T *a = a_, *b = b_;
     T *c = c_;
-    enum { BLOCK = 4, WIDE = 256 };
+    const int64_t grouped = n / (SMALL_BLOCK * LANES) * (SMALL_BLOCK * LANES);   /* columns in blocks */
+    const int64_t vectors_end = n / LANES * LANES;
+    const int64_t rows_in_groups = m / SMALL_ROWS * SMALL_ROWS;
     for (int64_t i = 0; i < m; i++) {
         const T *ai = a + i * ars;
         T *ci = c + i * ldc;
@@ -161,7 +184,7 @@ static void FN(small)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t a
             ci[0] = (accumulate ? ci[0] : 0) + FN(dot)(k, ai, b);
             continue;
         }
-        if (n >= WIDE) {
+        if (n >= SMALL_WIDE) {
             if (!accumulate)
                 for (int64_t j = 0; j < n; j++) ci[j] = 0;
             for (int64_t p = 0; p < k; p++) {
@@ -174,15 +197,19 @@ static void FN(small)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t a
             continue;
         }
         int64_t j = 0;
-        for (; j + BLOCK * LANES <= n; j += BLOCK * LANES) {
-            VEC acc[BLOCK];
-            for (int v = 0; v < BLOCK; v++) acc[v] = accumulate ? V(load)(ci + j + v * LANES) : V(zero)();
+        for (; j < grouped; j += SMALL_BLOCK * LANES) {
+            VEC acc[SMALL_BLOCK];
+            for (int v = 0; v < SMALL_BLOCK; v++) acc[v] = accumulate ? V(load)(ci + j + v * LANES) : V(zero)();
             for (int64_t p = 0; p < k; p++) {
                 const VEC av = V(set1)(ai[p * acs]);
                 const T *bj = b + p * brs + j;
-                for (int v = 0; v < BLOCK; v++) acc[v] = V(fmadd)(av, V(load)(bj + v * LANES), acc[v]);
+                for (int v = 0; v < SMALL_BLOCK; v++) acc[v] = V(fmadd)(av, V(load)(bj + v * LANES), acc[v]);
             }
-            for (int v = 0; v < BLOCK; v++) V(store)(ci + j + v * LANES, acc[v]);
+            for (int v = 0; v < SMALL_BLOCK; v++) V(store)(ci + j + v * LANES, acc[v]);
+        }
+        if (i < rows_in_groups) {   /* this row's last whole vectors: done with its group's first row */
+            if (i % SMALL_ROWS == 0) FN(small_rows)(n, k, ai, ars, acs, b, brs, ci, ldc, accumulate, j);
+            j = vectors_end;
         }
         for (; j + LANES <= n; j += LANES) {
             VEC acc = accumulate ? V(load)(ci + j) : V(zero)();
@@ -197,4 +224,7 @@ static void FN(small)(int64_t m, int64_t n, int64_t k, const void *a_, int64_t a
     }
 }
 
+#undef SMALL_BLOCK
+#undef SMALL_ROWS
+#undef SMALL_WIDE
 #undef NR
