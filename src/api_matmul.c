@@ -186,7 +186,7 @@ typedef struct {
     int64_t ntasks;
     int small;
     plan pl;                   /* blocked path: one (bp, ap) slot pair per task */
-    char *buffers;             /* blocked: the slots; direct: one B copy per task, or NULL */
+    char *buffers;             /* blocked path: the slots */
     size_t slot_bytes;
 } batch_job;
 
@@ -204,7 +204,8 @@ static void batch_task(void *ctx, int64_t task) {
     for (int64_t t = task * j->batch / j->ntasks; t < (task + 1) * j->batch / j->ntasks; t++) {
         const product pr = nth(j, t);
         if (j->small) {
-            run_small(&pr, j->buffers ? j->buffers + (size_t)task * j->slot_bytes : NULL);
+            _Alignas(64) char b_copy[SMALL_B_COPY_BYTES];   /* on the stack: no allocation per call */
+            run_small(&pr, pr.bcs != 1 ? b_copy : NULL);
         } else {
             char *bp = j->buffers + (size_t)task * j->slot_bytes;
             run_blocked(&pr, &j->pl, bp, bp + j->pl.b_size, 0);
@@ -222,13 +223,8 @@ static mg_status run(batch_job *j) {
     if (j->small) {   /* one task per thread when the whole is worth it */
         j->ntasks = threads > 1 && work * (double)j->batch >= PARALLEL_MIN_WORK
                         ? (j->batch < threads ? j->batch : threads) : 1;
-        j->buffers = NULL;
-        j->slot_bytes = b_bytes;
-        if (pr->bcs != 1 && mg_alloc(b_bytes * (size_t)j->ntasks, (void **)&j->buffers) != MG_OK)
-            return mg_fail(MG_ERR_NOMEM, "mg_matmul: cannot allocate %zu bytes for a copy of B", b_bytes);
         if (j->ntasks > 1) mg_parallel_for(j->ntasks, batch_task, j);
         else batch_task(j, 0);
-        mg_free(j->buffers);
         return MG_OK;
     }
     const int per_product = j->batch > 1 && work <= BATCH_TASK_MAX_WORK;

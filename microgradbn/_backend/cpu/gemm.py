@@ -25,7 +25,8 @@ def matmul(a, b, out=None, accumulate=False):
     if a.ndim == 2 and b.ndim == 2:   # the common case first: per-call cost matters for small models
         if a.shape[1] != b.shape[0]:
             _mismatch(a.shape, b.shape)
-        out = _output(out, (a.shape[0], b.shape[1]), a.dtype, accumulate)
+        out = empty((a.shape[0], b.shape[1]), a.dtype) if out is None and not accumulate else \
+            _output(out, (a.shape[0], b.shape[1]), a.dtype, accumulate)
         if out.size:
             _mg_matmul(_usable(a), _usable(b), out, 1, 0, 0, accumulate)
         return out
@@ -79,7 +80,8 @@ def _output(out, shape, dtype, accumulate):
 
 def _usable(x):
     """x itself when its strides are whole elements and its data aligned, else a copy."""
-    if x.flags.aligned and (x.flags.c_contiguous or all(s % x.itemsize == 0 for s in x.strides)):
+    flags = x.flags
+    if flags.aligned and (flags.c_contiguous or flags.f_contiguous or all(s % x.itemsize == 0 for s in x.strides)):
         return x
     return np.ascontiguousarray(x)
 
