@@ -76,14 +76,6 @@ def isa():
     cpu.set_isa(best)
 
 
-@pytest.fixture
-def threads():
-    """Lets a test change the thread count; puts it back afterwards."""
-    before = cpu.backend_info()["threads"]
-    yield cpu.set_num_threads
-    cpu.set_num_threads(before)
-
-
 # ---- against the float64 oracles -------------------------------------------
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -31,13 +31,6 @@ def misaligned_out(like, shift):
     return buffer[shift:]
 
 
-@pytest.fixture
-def threads():
-    before = cpu.backend_info()["threads"]
-    yield cpu.set_num_threads
-    cpu.set_num_threads(before)
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("op", [cpu.OP_ADD, cpu.OP_MUL, cpu.OP_DIV, cpu.OP_MAX])
 @pytest.mark.parametrize("shift", [0, 1, 3])
