@@ -172,6 +172,18 @@ class Function(Node):
         result.requires_grad = True
         result.grad_fn = self
 
+    def connect_pair(self, a, b, result):
+        """connect((a, b), result), written out for the two tensors of a
+        binary op (it runs once per op of a training step)."""
+        a_needs, b_needs = a.requires_grad, b.requires_grad
+        self.needs_input_grad = (a_needs, b_needs)
+        self.next_functions = ((a.grad_fn or a._accumulator or a._grad_node(), 0) if a_needs else _NO_EDGE,
+                               (b.grad_fn or b._accumulator or b._grad_node(), 0) if b_needs else _NO_EDGE)
+        data = result.data
+        self.output_meta = (data.shape, data.dtype)
+        result.requires_grad = True
+        result.grad_fn = self
+
     def _release(self):
         self.saved_tensors = ()
         self._freed = True

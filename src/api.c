@@ -34,22 +34,15 @@ typedef struct {
     char *out;
     int64_t n;
     size_t item;
-    int stream;   /* out is written through mg_write_streamed */
+    int stream;   /* the loops with a vector form write out with streaming stores */
 } contig_job;
-
-/* Outputs [start, start + n) into dst. */
-static void contig_piece(const void *ctx, int64_t start, int64_t n, char *dst) {
-    const contig_job *j = ctx;
-    const size_t off = (size_t)start * j->item;
-    j->loop(n, j->a + off, 1, j->b + off, 1, dst);
-}
 
 static void contig_task(void *ctx, int64_t task) {
     const contig_job *j = ctx;
     const int64_t start = task * CHUNK_ELEMS;
     const int64_t len = j->n - start < CHUNK_ELEMS ? j->n - start : CHUNK_ELEMS;
-    if (j->stream) mg_write_streamed(contig_piece, j, start, len, j->item, j->out);
-    else contig_piece(j, start, len, j->out + (size_t)start * j->item);
+    const size_t off = (size_t)start * j->item;
+    j->loop(len, j->a + off, 1, j->b + off, 1, j->out + off, j->stream);
 }
 
 mg_status mg_binary_contig(int op, int dtype, int64_t n, const void *a, const void *b, void *out) {
@@ -59,10 +52,10 @@ mg_status mg_binary_contig(int op, int dtype, int64_t n, const void *a, const vo
     if (n < 0) return mg_fail(MG_ERR_ARG, "mg_binary_contig: negative length %lld", (long long)n);
     if (n == 0) return MG_OK;
     if (!a || !b || !out) return mg_fail(MG_ERR_ARG, "mg_binary_contig: NULL buffer");
-    contig_job j = {mg_kernels->binary[op][dtype], a, b, out, n, itemsize(dtype)};
-    j.stream = n * (int64_t)j.item >= MG_STREAM_MIN_BYTES;
+    const size_t item = itemsize(dtype);
+    contig_job j = {mg_kernels->binary[op][dtype], a, b, out, n, item, n * (int64_t)item >= MG_STREAM_MIN_BYTES};
     if (n < MG_PARALLEL_MIN_ELEMS) {
-        j.loop(n, a, 1, b, 1, out);
+        j.loop(n, a, 1, b, 1, out, j.stream);
         return MG_OK;
     }
     mg_parallel_for((n + CHUNK_ELEMS - 1) / CHUNK_ELEMS, contig_task, &j);
@@ -79,32 +72,38 @@ typedef struct {
     const char *a, *b;
     char *out;
     size_t item;
-    int64_t rows, rows_per_task;
+    int stream;                   /* see contig_job */
+    int64_t rows;                 /* of the outer axes */
+    int64_t rows_per_task;        /* short rows: whole rows per task */
+    int64_t pieces_per_row;       /* long rows: CHUNK_ELEMS pieces of a row, one per task */
 } strided_job;
 
-/* Runs the inner loop for rows [first, last) of the outer axes. */
-static void strided_rows(const strided_job *j, int64_t first, int64_t last) {
+/* Runs the inner loop over the elements [start, start + len) of row `row`. */
+static void strided_piece(const strided_job *j, int64_t row, int64_t start, int64_t len) {
     const int outer = j->ndim - 1;
-    const int64_t inner = j->shape[outer];
-    for (int64_t row = first; row < last; row++) {
-        int64_t rest = row, off_a = 0, off_b = 0;
-        for (int d = outer - 1; d >= 0; d--) {
-            const int64_t i = rest % j->shape[d];
-            rest /= j->shape[d];
-            off_a += i * j->sa[d];
-            off_b += i * j->sb[d];
-        }
-        j->loop(inner, j->a + off_a * (int64_t)j->item, j->sa[outer],
-                j->b + off_b * (int64_t)j->item, j->sb[outer],
-                j->out + row * inner * (int64_t)j->item);
+    int64_t rest = row, off_a = start * j->sa[outer], off_b = start * j->sb[outer];
+    for (int d = outer - 1; d >= 0; d--) {
+        const int64_t i = rest % j->shape[d];
+        rest /= j->shape[d];
+        off_a += i * j->sa[d];
+        off_b += i * j->sb[d];
     }
+    j->loop(len, j->a + off_a * (int64_t)j->item, j->sa[outer], j->b + off_b * (int64_t)j->item,
+            j->sb[outer], j->out + (row * j->shape[outer] + start) * (int64_t)j->item, j->stream);
 }
 
 static void strided_task(void *ctx, int64_t task) {
     const strided_job *j = ctx;
+    const int64_t inner = j->shape[j->ndim - 1];
+    if (j->pieces_per_row > 1) {
+        const int64_t start = task % j->pieces_per_row * CHUNK_ELEMS;
+        strided_piece(j, task / j->pieces_per_row, start,
+                      inner - start < CHUNK_ELEMS ? inner - start : CHUNK_ELEMS);
+        return;
+    }
     const int64_t first = task * j->rows_per_task;
     const int64_t last = first + j->rows_per_task < j->rows ? first + j->rows_per_task : j->rows;
-    strided_rows(j, first, last);
+    for (int64_t row = first; row < last; row++) strided_piece(j, row, 0, inner);
 }
 
 mg_status mg_binary(int op, int dtype, int ndim, const int64_t *shape, const void *a,
@@ -149,12 +148,20 @@ mg_status mg_binary(int op, int dtype, int ndim, const int64_t *shape, const voi
     }
     const int64_t inner = j.shape[j.ndim - 1];
     j.rows = total / inner;
-    j.rows_per_task = inner >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / inner;
-    if (total < MG_PARALLEL_MIN_ELEMS || j.rows == 1) {
-        strided_rows(&j, 0, j.rows);
-        return MG_OK;
+    j.stream = total * (int64_t)j.item >= MG_STREAM_MIN_BYTES;
+    int64_t tasks;
+    if (inner > CHUNK_ELEMS) {
+        j.pieces_per_row = (inner + CHUNK_ELEMS - 1) / CHUNK_ELEMS;
+        tasks = j.rows * j.pieces_per_row;
+    } else {
+        j.pieces_per_row = 1;
+        j.rows_per_task = CHUNK_ELEMS / inner;
+        tasks = (j.rows + j.rows_per_task - 1) / j.rows_per_task;
     }
-    mg_parallel_for((j.rows + j.rows_per_task - 1) / j.rows_per_task, strided_task, &j);
+    if (total < MG_PARALLEL_MIN_ELEMS)
+        for (int64_t task = 0; task < tasks; task++) strided_task(&j, task);
+    else
+        mg_parallel_for(tasks, strided_task, &j);
     return MG_OK;
 }
 

@@ -34,26 +34,21 @@ typedef struct {
     double lo, hi;
     int64_t n;
     size_t item;
-    int stream;   /* out is written through mg_write_streamed */
+    int stream;   /* the loops with a vector form write out with streaming stores */
 } unary_job;
 
-/* Outputs [start, start + len) into dst. */
-static void unary_piece(const void *ctx, int64_t start, int64_t len, char *dst) {
-    const unary_job *j = ctx;
-    const size_t off = (size_t)start * j->item;
-    const char *g = j->g ? j->g + off : NULL;
-    if (j->unary) j->unary(len, j->x + off, dst);
-    else if (j->grad) j->grad(len, j->x + off, g, dst);
-    else if (j->clamp) j->clamp(len, j->x + off, j->lo, j->hi, dst);
-    else if (j->clamp_grad) j->clamp_grad(len, j->x + off, g, j->lo, j->hi, dst);
-    else if (j->pow_scalar) j->pow_scalar(len, j->x + off, j->lo, dst);
-    else if (j->pow_scalar_grad) j->pow_scalar_grad(len, j->x + off, g, j->lo, dst);
-    else j->pow(len, j->x + off, g, dst);
-}
-
+/* Outputs [start, start + len). */
 static void run_range(const unary_job *j, int64_t start, int64_t len) {
-    if (j->stream) mg_write_streamed(unary_piece, j, start, len, j->item, j->out);
-    else unary_piece(j, start, len, j->out + (size_t)start * j->item);
+    const size_t off = (size_t)start * j->item;
+    const char *x = j->x + off, *g = j->g ? j->g + off : NULL;
+    char *out = j->out + off;
+    if (j->unary) j->unary(len, x, out, j->stream);
+    else if (j->grad) j->grad(len, x, g, out, j->stream);
+    else if (j->clamp) j->clamp(len, x, j->lo, j->hi, out);
+    else if (j->clamp_grad) j->clamp_grad(len, x, g, j->lo, j->hi, out);
+    else if (j->pow_scalar) j->pow_scalar(len, x, j->lo, out);
+    else if (j->pow_scalar_grad) j->pow_scalar_grad(len, x, g, j->lo, out);
+    else j->pow(len, x, g, out);
 }
 
 static void unary_task(void *ctx, int64_t task) {

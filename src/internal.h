@@ -35,16 +35,6 @@ int mg_pool_threads(void);
 void mg_pool_set_threads(int n);
 int mg_default_threads(void);
 
-/* ---- streamed outputs (stream.c) -----------------------------------------
- * piece(ctx, start, n, dst) writes the outputs [start, start + n) of an
- * elementwise loop to dst[0..n). mg_write_streamed runs it over [start,
- * start + len) through an L1 staging buffer and copies each piece to
- * out + start*item with streaming stores; for outputs of at least
- * MG_STREAM_MIN_BYTES (cpu/kernels.h). */
-typedef void (*mg_piece_fn)(const void *ctx, int64_t start, int64_t n, char *dst);
-void mg_write_streamed(mg_piece_fn piece, const void *ctx, int64_t start, int64_t len, size_t item,
-                       char *out);
-
 /* Work below this many elements runs on the calling thread: waking the pool
  * costs a few microseconds. */
 #define MG_PARALLEL_MIN_ELEMS (1 << 16)

@@ -9,7 +9,7 @@
  *   mg_vT_store(p, v)  p[0..LANES) = v, p need not be aligned
  *   mg_vT_add(x, y)    x + y
  *   mg_vT_sub(x, y)    x - y
- *   mg_vf64_mul(x, y)  x * y
+ *   mg_vf64_mul(x, y), mg_vf64_div(x, y)   x * y, x / y
  *   mg_vf64_load_f32(p)      MG_VF64_LANES floats p[0..) widened to double
  *   mg_vf64_store_f32(p, v)  v rounded to float into p[0..MG_VF64_LANES)
  *   mg_vT_fmadd(x, y, z)   x * y + z
@@ -100,6 +100,7 @@ MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm512
 MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return _mm512_sub_ps(x, y); }
 MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return _mm512_sub_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return _mm512_mul_pd(x, y); }
+MG_INLINE mg_vf64 mg_vf64_div(mg_vf64 x, mg_vf64 y) { return _mm512_div_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
 MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
 
@@ -143,6 +144,7 @@ MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return _mm256
 MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return _mm256_sub_ps(x, y); }
 MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return _mm256_sub_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return _mm256_mul_pd(x, y); }
+MG_INLINE mg_vf64 mg_vf64_div(mg_vf64 x, mg_vf64 y) { return _mm256_div_pd(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
 MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
 
@@ -195,6 +197,7 @@ MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return vfmaq_
 MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return vsubq_f32(x, y); }
 MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return vsubq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return vmulq_f64(x, y); }
+MG_INLINE mg_vf64 mg_vf64_div(mg_vf64 x, mg_vf64 y) { return vdivq_f64(x, y); }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return vcvt_f64_f32(vld1_f32(p)); }
 MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { vst1_f32(p, vcvt_f32_f64(v)); }
 
@@ -238,6 +241,7 @@ MG_INLINE mg_vf64 mg_vf64_fmadd(mg_vf64 x, mg_vf64 y, mg_vf64 z) { return x * y 
 MG_INLINE mg_vf32 mg_vf32_sub(mg_vf32 x, mg_vf32 y) { return x - y; }
 MG_INLINE mg_vf64 mg_vf64_sub(mg_vf64 x, mg_vf64 y) { return x - y; }
 MG_INLINE mg_vf64 mg_vf64_mul(mg_vf64 x, mg_vf64 y) { return x * y; }
+MG_INLINE mg_vf64 mg_vf64_div(mg_vf64 x, mg_vf64 y) { return x / y; }
 MG_INLINE mg_vf64 mg_vf64_load_f32(const float *p) { return (double)*p; }
 MG_INLINE void mg_vf64_store_f32(float *p, mg_vf64 v) { *p = (float)v; }
 
@@ -259,5 +263,29 @@ MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) {
     return p * s1 * s2;
 }
 #endif
+
+/* ---- a run of outputs ----------------------------------------------------
+ * MG_STORE_RUN(t, stream, o, n, j, VEC, ONE) writes o[0..n) for t = f32 or
+ * f64: VEC (an expression of j) is the vector of outputs j.., ONE (a
+ * statement) writes output j alone with the same bits. Whole vectors go out
+ * with mg_vT_store, or with `stream` as streaming stores, the outputs before
+ * o's first vector-aligned address through ONE; the last n % LANES through
+ * ONE. The bits never depend on `stream` or on o's alignment. The caller
+ * calls mg_stream_fence() (cpu/kernels.h) after streamed runs. */
+typedef float mg_f32;
+typedef double mg_f64;
+#define MG_LANES_f32 MG_VF32_LANES
+#define MG_LANES_f64 MG_VF64_LANES
+
+#define MG_STORE_RUN(t, stream, o, n, j, VEC, ONE)                                               \
+    do {                                                                                         \
+        int64_t j = 0;                                                                           \
+        if (stream) {                                                                            \
+            for (; j < (n) && (uintptr_t)((o) + j) % (MG_LANES_##t * sizeof(mg_##t)); j++) ONE; \
+            for (; j + MG_LANES_##t <= (n); j += MG_LANES_##t) mg_v##t##_stream((o) + j, VEC);   \
+        }                                                                                        \
+        for (; j + MG_LANES_##t <= (n); j += MG_LANES_##t) mg_v##t##_store((o) + j, VEC);        \
+        for (; j < (n); j++) ONE;                                                                \
+    } while (0)
 
 #endif /* MG_SIMD_H */

@@ -1,9 +1,10 @@
 """Outputs of MG_STREAM_MIN_BYTES (6 MiB) or more are written around the
-caches: elementwise loops through an L1 staging buffer and streaming stores
-(src/stream.c), batch norm's sweeps with streaming stores directly (those
-are tested in test_batchnorm_kernels.py). The values must be exactly those
-of the ordinary path, for any alignment of the output and any thread count.
-Oracle: the same op on the two halves, each below the threshold."""
+caches with streaming stores, straight from the vector loops (+ - * /, the
+float32 exp, tanh, sigmoid, relu, abs and fused backwards; batch norm's
+sweeps are tested in test_batchnorm_kernels.py). The values must be exactly
+those of the ordinary path, for any alignment of the output and any thread
+count. Oracles: NumPy, where it computes the same IEEE operation (+ - * /,
+relu, abs), and the same op on the two halves, each below the threshold."""
 import numpy as np
 import pytest
 
@@ -43,8 +44,52 @@ def test_binary_streamed_is_exact(dtype, op, shift):
     np.testing.assert_array_equal(cpu.binary(op, a, b, a.shape, dtype), want)
 
 
+NUMPY_BINARY = {cpu.OP_ADD: np.add, cpu.OP_SUB: np.subtract, cpu.OP_MUL: np.multiply,
+                cpu.OP_DIV: np.divide}
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("op", [cpu.UNARY_EXP, cpu.UNARY_TANH, cpu.UNARY_RELU, cpu.UNARY_NEG])
+@pytest.mark.parametrize("op", list(NUMPY_BINARY))
+@pytest.mark.parametrize("shift", [0, 1])
+def test_binary_streamed_matches_numpy(dtype, op, shift):
+    a, b = big(dtype, 0), big(dtype, 1)
+    out = misaligned_out(a, shift)
+    cpu.binary(op, a, b, a.shape, dtype, out=out)
+    np.testing.assert_array_equal(out, NUMPY_BINARY[op](a, b))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", list(NUMPY_BINARY))
+def test_broadcast_streamed_matches_numpy(dtype, op):
+    """A scalar on either side (one long row, cut into pieces for the pool)
+    and a row vector over the rows of a matrix (an odd row length: every row
+    starts at a different alignment)."""
+    a = big(dtype, 0)
+    s = np.array(1.75, dtype)
+    shape = a.shape
+    np.testing.assert_array_equal(cpu.binary(op, a, s, shape, dtype), NUMPY_BINARY[op](a, s))
+    np.testing.assert_array_equal(cpu.binary(op, s, a, shape, dtype), NUMPY_BINARY[op](s, a))
+    m = a[: a.size // 1001 * 1001].reshape(-1, 1001)
+    row = big(dtype, 2)[:1001]
+    np.testing.assert_array_equal(cpu.binary(op, m, row, m.shape, dtype), NUMPY_BINARY[op](m, row))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shift", [0, 3])
+def test_relu_abs_streamed_match_numpy(dtype, shift):
+    x = big(dtype)
+    x[:8] = [np.nan, -0.0, 0.0, -np.inf, np.inf, -1.0, 1.0, -np.nan]
+    out = misaligned_out(x, shift)
+    cpu.unary(cpu.UNARY_RELU, x, out=out)
+    want = np.where(x < 0, np.zeros_like(x), x)          # keeps -0.0 and NaN, as torch.relu
+    np.testing.assert_array_equal(out.view(np.uint8), want.view(np.uint8))
+    cpu.unary(cpu.UNARY_ABS, x, out=out)
+    np.testing.assert_array_equal(out.view(np.uint8), np.abs(x).view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", [cpu.UNARY_EXP, cpu.UNARY_TANH, cpu.UNARY_SIGMOID, cpu.UNARY_RELU,
+                                cpu.UNARY_NEG])
 @pytest.mark.parametrize("shift", [0, 5])
 def test_unary_streamed_is_exact(dtype, op, shift):
     x = big(dtype)
@@ -55,10 +100,25 @@ def test_unary_streamed_is_exact(dtype, op, shift):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_fused_backward_and_clamp_streamed_are_exact(dtype):
-    x, g = big(dtype, 0), big(dtype, 1)
-    np.testing.assert_array_equal(cpu.unary_backward(cpu.GRAD_TANH, x, g),
-                                  halves(lambda s, d: cpu.unary_backward(cpu.GRAD_TANH, s, d), x, g))
+@pytest.mark.parametrize("grad", [cpu.GRAD_RELU, cpu.GRAD_SIGMOID, cpu.GRAD_TANH, cpu.GRAD_SQRT,
+                                  cpu.GRAD_ABS])
+def test_fused_backward_streamed_is_exact(dtype, grad):
+    y, g = np.abs(big(dtype, 0)) * 0.25, big(dtype, 1)    # y: an output of relu, sigmoid, sqrt, ...
+    y[:3] = [0.0, np.nan, -0.0]
+    got = cpu.unary_backward(grad, y, g)
+    np.testing.assert_array_equal(got, halves(lambda s, d: cpu.unary_backward(grad, s, d), y, g))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        numpy_forms = {cpu.GRAD_RELU: lambda: np.where(y > 0, g, 0).astype(dtype),
+                       cpu.GRAD_SIGMOID: lambda: g * (y * (1 - y)),
+                       cpu.GRAD_TANH: lambda: g * (1 - y * y),
+                       cpu.GRAD_SQRT: lambda: g / (y + y)}
+        if grad in numpy_forms:
+            np.testing.assert_array_equal(got, numpy_forms[grad]())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_clamp_streamed_is_exact(dtype):
+    x = big(dtype, 0)
     np.testing.assert_array_equal(cpu.clamp(x, -1.0, 2.0), halves(lambda v: cpu.clamp(v, -1.0, 2.0), x))
 
 

@@ -257,7 +257,7 @@ def _elementwise(cls, a, b):
     if (a.requires_grad or b.requires_grad) and _state.enabled:
         node = cls()
         node.setup(x, y)
-        node.connect((a, b), result)
+        node.connect_pair(a, b, result)
     return result
 
 

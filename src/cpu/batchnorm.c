@@ -335,22 +335,8 @@ DEFINE_SUMS(f64)
  * order with the parameters in L1: walking a column of rows instead would
  * load from addresses that alias the pending stores whenever the row length
  * is a multiple of 4 KiB. With `stream` (outputs of MG_STREAM_MIN_BYTES or
- * more) the outputs are written with streaming stores; the bits are the same. */
-
-/* One contiguous run of outputs o[0..n): VEC(j) is the vector of outputs
- * j.., ONE(j) writes output j alone with the same bits. With `stream` the
- * vectors go out as streaming stores (simd.h), the outputs before o's first
- * vector-aligned address one by one. */
-#define STORE_RUN(t, stream, o, n, j, VEC, ONE)                                                 \
-    do {                                                                                         \
-        int64_t j = 0;                                                                           \
-        if (stream) {                                                                            \
-            for (; j < (n) && (uintptr_t)((o) + j) % (VL_##t * sizeof(T_##t)); j++) ONE;        \
-            for (; j + VL_##t <= (n); j += VL_##t) mg_v##t##_stream((o) + j, VEC);              \
-        }                                                                                        \
-        for (; j + VL_##t <= (n); j += VL_##t) mg_v##t##_store((o) + j, VEC);                   \
-        for (; j < (n); j++) ONE;                                                                \
-    } while (0)
+ * more) the outputs are written with streaming stores (MG_STORE_RUN, simd.h);
+ * the bits are the same. */
 
 #define DEFINE_ELEMENTWISE(t)                                                                    \
     static void affine_planes_##t(const void *x_, void *y_, int64_t S, int64_t stride,           \
@@ -363,7 +349,7 @@ DEFINE_SUMS(f64)
         FOR_EACH_PIECE(S, stride, begin, end, at, len, {                                         \
             const T_##t *xs = x + at;                                                            \
             T_##t *ys = y + at;                                                                  \
-            STORE_RUN(t, stream, ys, len, j,                                                     \
+            MG_STORE_RUN(t, stream, ys, len, j,                                                  \
                       fused_v##t(mg_v##t##_sub(mg_v##t##_load(xs + j), m), a, b),                \
                       ys[j] = fused_##t(xs[j] - p[0], p[ps], p[2 * ps]));                        \
         });                                                                                      \
@@ -376,7 +362,7 @@ DEFINE_SUMS(f64)
         for (int64_t r = 0; r < rows; r++) {                                                     \
             const T_##t *x = (const T_##t *)x_ + r * ld;                                         \
             T_##t *y = (T_##t *)y_ + r * ld;                                                     \
-            STORE_RUN(t, stream, y, width, c,                                                    \
+            MG_STORE_RUN(t, stream, y, width, c,                                                 \
                       fused_v##t(mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + c)),    \
                                  mg_v##t##_load(p + ps + c), mg_v##t##_load(p + 2 * ps + c)),    \
                       y[c] = fused_##t(x[c] - p[c], p[ps + c], p[2 * ps + c]));                  \
@@ -394,7 +380,7 @@ DEFINE_SUMS(f64)
         FOR_EACH_PIECE(S, stride, begin, end, at, len, {                                         \
             const T_##t *dys = dy + at, *xs = x + at;                                            \
             T_##t *dxs = dx + at;                                                                \
-            STORE_RUN(t, stream, dxs, len, j,                                                    \
+            MG_STORE_RUN(t, stream, dxs, len, j,                                                 \
                       fused_v##t(k, mg_v##t##_load(dys + j),                                     \
                                  fused_v##t(cf, mg_v##t##_sub(mg_v##t##_load(xs + j), m), b)),   \
                       dxs[j] = fused_##t(p[0], dys[j], fused_##t(p[ps], xs[j] - p[2 * ps], p[3 * ps]))); \
@@ -408,7 +394,7 @@ DEFINE_SUMS(f64)
         for (int64_t r = 0; r < rows; r++) {                                                     \
             const T_##t *dy = (const T_##t *)dy_ + r * ld, *x = (const T_##t *)x_ + r * ld;      \
             T_##t *dx = (T_##t *)dx_ + r * ld;                                                   \
-            STORE_RUN(t, stream, dx, width, c,                                                   \
+            MG_STORE_RUN(t, stream, dx, width, c,                                                \
                       fused_v##t(mg_v##t##_load(p + c), mg_v##t##_load(dy + c),                  \
                                  fused_v##t(mg_v##t##_load(p + ps + c),                          \
                                             mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + 2 * ps + c)), \

@@ -2,15 +2,12 @@
  *
  * One innermost loop per (op, dtype). The loop reads a and b at element
  * strides sa and sb (0 = a broadcast scalar, 1 = contiguous, anything else =
- * strided) and writes out contiguously. The contiguous and broadcast cases
- * are written separately so that the compiler vectorises them for the ISA
- * this file is being compiled for (see CMakeLists.txt); floating-point
- * contraction is off, so every ISA gives the same bits.
- *
- * stream_copy moves a finished piece of output from a staging buffer in L1
- * to its place in memory with streaming stores (see MG_STREAM_MIN_BYTES). */
-#include <string.h>
-
+ * strided) and writes out contiguously. + - * / run their contiguous and
+ * scalar-broadcast cases on simd.h vectors (MG_STORE_RUN), with streaming
+ * stores when the caller asks (outputs of MG_STREAM_MIN_BYTES or more); max
+ * and min, and every strided case, are plain loops that the compiler
+ * vectorises for the ISA this file is being compiled for (CMakeLists.txt).
+ * Floating-point contraction is off, so every ISA gives the same bits. */
 #include "kernels.h"
 #include "simd.h"
 
@@ -22,50 +19,59 @@
 #define MAX(x, y) (((x) != (x) || (y) != (y)) ? (x) + (y) : ((x) > (y) ? (x) : (y)))
 #define MIN(x, y) (((x) != (x) || (y) != (y)) ? (x) + (y) : ((x) < (y) ? (x) : (y)))
 
-#define DEFINE_BINARY_LOOP(name, T, OP)                                       \
-    static void name(int64_t n, const void *a_, int64_t sa, const void *b_,   \
-                     int64_t sb, void *out_) {                                \
-        const T *restrict a = a_;                                             \
-        const T *restrict b = b_;                                             \
-        T *restrict out = out_;                                               \
-        if (sa == 1 && sb == 1) {                                             \
-            for (int64_t i = 0; i < n; i++) out[i] = OP(a[i], b[i]);          \
-        } else if (sa == 1 && sb == 0) {                                      \
-            const T y = b[0];                                                 \
-            for (int64_t i = 0; i < n; i++) out[i] = OP(a[i], y);             \
-        } else if (sa == 0 && sb == 1) {                                      \
-            const T x = a[0];                                                 \
-            for (int64_t i = 0; i < n; i++) out[i] = OP(x, b[i]);             \
-        } else {                                                              \
-            for (int64_t i = 0; i < n; i++) out[i] = OP(a[i * sa], b[i * sb]);\
-        }                                                                     \
+/* The three unstrided cases, out[i] = OP(A(i), B(i)) with A(i), B(i) the
+ * scalar operands. VECTOR: through VOP on vectors VA(i), VB(i); PLAIN: the
+ * loop as written (VOP, VA and VB unused). */
+#define VECTOR(T, t, OP, VOP, A, B, VA, VB)                                       \
+    do {                                                                          \
+        MG_STORE_RUN(t, stream, out, n, i, VOP(VA(t, i), VB(t, i)), out[i] = OP(A(i), B(i))); \
+        if (stream) mg_stream_fence();                                            \
+    } while (0)
+#define PLAIN(T, t, OP, VOP, A, B, VA, VB) \
+    for (int64_t i = 0; i < n; i++) out[i] = OP(A(i), B(i))
+
+#define A_AT(i) a[i]
+#define B_AT(i) b[i]
+#define X_ONLY(i) x
+#define Y_ONLY(i) y
+#define VA_AT(t, i) mg_v##t##_load(a + (i))
+#define VB_AT(t, i) mg_v##t##_load(b + (i))
+#define VX_ONLY(t, i) vx
+#define VY_ONLY(t, i) vy
+
+#define DEFINE_BINARY_LOOP(name, T, t, OP, CASES, VOP)                            \
+    static void name(int64_t n, const void *a_, int64_t sa, const void *b_,       \
+                     int64_t sb, void *out_, int stream) {                        \
+        const T *restrict a = a_;                                                 \
+        const T *restrict b = b_;                                                 \
+        T *restrict out = out_;                                                   \
+        if (sa == 1 && sb == 1) {                                                 \
+            CASES(T, t, OP, VOP, A_AT, B_AT, VA_AT, VB_AT);                       \
+        } else if (sa == 1 && sb == 0) {                                          \
+            const T y = b[0];                                                     \
+            const mg_v##t vy = mg_v##t##_set1(y);                                 \
+            (void)vy;                                                             \
+            CASES(T, t, OP, VOP, A_AT, Y_ONLY, VA_AT, VY_ONLY);                   \
+        } else if (sa == 0 && sb == 1) {                                          \
+            const T x = a[0];                                                     \
+            const mg_v##t vx = mg_v##t##_set1(x);                                 \
+            (void)vx;                                                             \
+            CASES(T, t, OP, VOP, X_ONLY, B_AT, VX_ONLY, VB_AT);                   \
+        } else {                                                                  \
+            for (int64_t i = 0; i < n; i++) out[i] = OP(a[i * sa], b[i * sb]);    \
+        }                                                                         \
     }
 
-#define DEFINE_BOTH_DTYPES(op, OP)                                            \
-    DEFINE_BINARY_LOOP(op##_f32, float, OP)                                   \
-    DEFINE_BINARY_LOOP(op##_f64, double, OP)
+#define DEFINE_BOTH_DTYPES(op, OP, CASES)                                         \
+    DEFINE_BINARY_LOOP(op##_f32, float, f32, OP, CASES, mg_vf32_##op)             \
+    DEFINE_BINARY_LOOP(op##_f64, double, f64, OP, CASES, mg_vf64_##op)
 
-DEFINE_BOTH_DTYPES(add, ADD)
-DEFINE_BOTH_DTYPES(sub, SUB)
-DEFINE_BOTH_DTYPES(mul, MUL)
-DEFINE_BOTH_DTYPES(div, DIV)
-DEFINE_BOTH_DTYPES(max, MAX)
-DEFINE_BOTH_DTYPES(min, MIN)
-
-static void stream_copy(void *dst_, const void *src_, int64_t nbytes) {
-    char *dst = dst_;
-    const char *src = src_;
-    int64_t head = (int64_t)(-(uintptr_t)dst & 63), i;
-    if (head > nbytes) head = nbytes;
-    memcpy(dst, src, (size_t)head);
-    for (i = head; i + 64 <= nbytes; i += 64)
-        for (int v = 0; v < 64; v += MG_VF32_LANES * 4) {
-            mg_vf32 line_part;
-            memcpy(&line_part, src + i + v, sizeof line_part);   /* src may be unaligned */
-            mg_vf32_stream((float *)(dst + i + v), line_part);
-        }
-    memcpy(dst + i, src + i, (size_t)(nbytes - i));
-}
+DEFINE_BOTH_DTYPES(add, ADD, VECTOR)
+DEFINE_BOTH_DTYPES(sub, SUB, VECTOR)
+DEFINE_BOTH_DTYPES(mul, MUL, VECTOR)
+DEFINE_BOTH_DTYPES(div, DIV, VECTOR)
+DEFINE_BOTH_DTYPES(max, MAX, PLAIN)
+DEFINE_BOTH_DTYPES(min, MIN, PLAIN)
 
 void MG_ISA_FN(mg_fill_elementwise)(mg_kernel_table *t) {
     const mg_binary_loop_fn loops[MG_NUM_BINARY_OPS][MG_NUM_DTYPES] = {
@@ -74,5 +80,4 @@ void MG_ISA_FN(mg_fill_elementwise)(mg_kernel_table *t) {
     };
     for (int op = 0; op < MG_NUM_BINARY_OPS; op++)
         for (int dt = 0; dt < MG_NUM_DTYPES; dt++) t->binary[op][dt] = loops[op][dt];
-    t->stream_copy = stream_copy;
 }

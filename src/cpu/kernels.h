@@ -36,14 +36,12 @@ static inline void mg_stream_fence(void) { __builtin_ia32_sfence(); }
 static inline void mg_stream_fence(void) {}
 #endif
 
-/* out[i*1] = a[i*sa] op b[i*sb] for i < n (strides in elements). */
+/* out[i*1] = a[i*sa] op b[i*sb] for i < n (strides in elements); with
+ * `stream`, the loops that have a vector form write out with streaming
+ * stores when a and b are contiguous or broadcast scalars (the bits are the
+ * same either way). */
 typedef void (*mg_binary_loop_fn)(int64_t n, const void *a, int64_t sa,
-                                  const void *b, int64_t sb, void *out);
-
-/* dst[0..nbytes) = src[0..nbytes) with streaming stores (simd.h) from dst's
- * first 64-byte boundary on; ordinary stores before it and for the last
- * partial line. Callers then call mg_stream_fence(). */
-typedef void (*mg_stream_copy_fn)(void *dst, const void *src, int64_t nbytes);
+                                  const void *b, int64_t sb, void *out, int stream);
 
 /* lanes[j] += x[i] for every i = j (mod 8) in [0, n): eight independent
  * float64 running sums, so the result is the same for every vector width. */
@@ -52,11 +50,13 @@ typedef void (*mg_sum_lanes_fn)(const void *x, int64_t n, double lanes[MG_SUM_LA
 /* ---- unary (cpu/unary.c) ----------------------------------------------- */
 #define MG_NUM_UNARY_OPS 8
 #define MG_NUM_UNARY_GRADS 5
-/* out[i] = f(x[i]) for i < n, contiguous. */
-typedef void (*mg_unary_loop_fn)(int64_t n, const void *x, void *out);
+/* out[i] = f(x[i]) for i < n, contiguous; with `stream`, the maps that have
+ * a vector form write out with streaming stores (the same bits). */
+typedef void (*mg_unary_loop_fn)(int64_t n, const void *x, void *out, int stream);
 /* out[i] = f'(saved[i]) * g[i]: the fused backward of relu, sigmoid, tanh,
- * sqrt (saved = the op's output) and abs (saved = its input). */
-typedef void (*mg_unary_grad_fn)(int64_t n, const void *saved, const void *g, void *out);
+ * sqrt (saved = the op's output) and abs (saved = its input); `stream` as
+ * for the maps. */
+typedef void (*mg_unary_grad_fn)(int64_t n, const void *saved, const void *g, void *out, int stream);
 /* out[i] = min(max(x[i], lo), hi). */
 typedef void (*mg_clamp_fn)(int64_t n, const void *x, double lo, double hi, void *out);
 /* out[i] = g[i] if lo <= x[i] <= hi else 0. */
@@ -180,7 +180,6 @@ typedef void (*mg_adam_fn)(int64_t n, void *p, const void *grad, void *exp_avg, 
 typedef struct {
     /* elementwise */
     mg_binary_loop_fn binary[MG_NUM_BINARY_OPS][MG_NUM_DTYPES];
-    mg_stream_copy_fn stream_copy;
     /* reduce */
     mg_sum_lanes_fn sum_lanes[MG_NUM_DTYPES];
     /* unary */

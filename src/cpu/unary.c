@@ -29,6 +29,11 @@
  * float64 uses the C library's exp, log and tanh (correctly rounded or
  * within 1 ulp in glibc and musl), so those loops are not vectorised.
  *
+ * Outputs of MG_STREAM_MIN_BYTES or more are written with streaming stores
+ * (api_unary.c sets `stream`) by the loops on simd.h vectors: the float32
+ * exp, tanh, sigmoid, relu and abs, and the float32 backward of relu,
+ * sigmoid, tanh and sqrt. The other loops are plain C with ordinary stores.
+ *
  * pow with a scalar exponent takes PyTorch's shortcuts (x*x for 2, sqrt for
  * 0.5, ...), which vectorise; other exponents, and tensor exponents, call
  * the C library's pow (float32 through double: at most one rounding off). */
@@ -118,22 +123,33 @@ MG_INLINE mg_vf32 sigmoid_vf32(mg_vf32 x) {
     return mg_vf32_select_lt(x, mg_vf32_zero(), mg_vf32_mul(e, r), r);
 }
 
-/* out[i] = F(x[i]) over whole vectors; the last n % LANES values go
- * through F too, in a zero-padded vector, so every element gets the same
- * bits wherever it sits. */
+/* out[i] = F(x[i]) over whole vectors, streamed when `stream` (from out's
+ * first vector-aligned address on). The values before that address and the
+ * last ones go through F too, in a zero-padded vector, so every element gets
+ * the same bits wherever it sits. */
+MG_INLINE void padded_vf32(mg_vf32 (*F)(mg_vf32), const float *x, float *out, int64_t n) {
+    float part[MG_VF32_LANES] = {0};
+    memcpy(part, x, (size_t)n * sizeof *x);
+    mg_vf32_store(part, F(mg_vf32_load(part)));
+    memcpy(out, part, (size_t)n * sizeof *out);
+}
+
 #define DEFINE_VEC_LOOP_F32(name, F)                                          \
-    static void name(int64_t n, const void *x_, void *out_) {                 \
+    static void name(int64_t n, const void *x_, void *out_, int stream) {     \
         const float *x = x_;                                                  \
         float *out = out_;                                                    \
         int64_t i = 0;                                                        \
+        if (stream) {                                                         \
+            const int64_t lead = (int64_t)(-(uintptr_t)out % (MG_VF32_LANES * sizeof *out)) / (int64_t)sizeof *out; \
+            i = lead < n ? lead : n;                                          \
+            if (i > 0) padded_vf32(F, x, out, i);                             \
+            for (; i + MG_VF32_LANES <= n; i += MG_VF32_LANES)                \
+                mg_vf32_stream(out + i, F(mg_vf32_load(x + i)));              \
+            mg_stream_fence();                                                \
+        }                                                                     \
         for (; i + MG_VF32_LANES <= n; i += MG_VF32_LANES)                    \
             mg_vf32_store(out + i, F(mg_vf32_load(x + i)));                   \
-        if (i < n) {                                                          \
-            float tail[MG_VF32_LANES] = {0};                                  \
-            memcpy(tail, x + i, (size_t)(n - i) * sizeof *x);                 \
-            mg_vf32_store(tail, F(mg_vf32_load(tail)));                       \
-            memcpy(out + i, tail, (size_t)(n - i) * sizeof *out);             \
-        }                                                                     \
+        if (i < n) padded_vf32(F, x + i, out + i, n - i);                     \
     }
 
 static inline double sigmoid_f64(double x) {
@@ -144,13 +160,24 @@ static inline double sigmoid_f64(double x) {
 
 /* relu(NaN) = NaN and relu(-0) = -0, as max(x, 0) in PyTorch. */
 #define RELU(x) ((x) < 0 ? 0 : (x))
+MG_INLINE mg_vf32 relu_vf32(mg_vf32 x) { return mg_vf32_select_lt(x, mg_vf32_zero(), mg_vf32_zero(), x); }
 #define NEG(x) (-(x))
 
+/* out[i] = F(x[i]), a plain loop (never streamed). */
 #define DEFINE_UNARY_LOOP(name, T, F)                                         \
-    static void name(int64_t n, const void *x_, void *out_) {                 \
+    static void name(int64_t n, const void *x_, void *out_, int stream) {     \
         const T *restrict x = x_;                                             \
         T *restrict out = out_;                                               \
         for (int64_t i = 0; i < n; i++) out[i] = F(x[i]);                     \
+    }
+
+/* out[i] = F(x[i]) with VF, F's vector form, on whole vectors (MG_STORE_RUN). */
+#define DEFINE_MAP_LOOP(name, t, VF, F)                                       \
+    static void name(int64_t n, const void *x_, void *out_, int stream) {     \
+        const mg_##t *x = x_;                                                 \
+        mg_##t *out = out_;                                                   \
+        MG_STORE_RUN(t, stream, out, n, i, VF(mg_v##t##_load(x + i)), out[i] = F(x[i])); \
+        if (stream) mg_stream_fence();                                        \
     }
 
 DEFINE_VEC_LOOP_F32(exp_loop_f32, exp_vf32)
@@ -163,9 +190,9 @@ DEFINE_VEC_LOOP_F32(tanh_loop_f32, tanh_vf32)
 DEFINE_UNARY_LOOP(tanh_loop_f64, double, tanh)
 DEFINE_VEC_LOOP_F32(sigmoid_loop_f32, sigmoid_vf32)
 DEFINE_UNARY_LOOP(sigmoid_loop_f64, double, sigmoid_f64)
-DEFINE_UNARY_LOOP(relu_loop_f32, float, RELU)
+DEFINE_MAP_LOOP(relu_loop_f32, f32, relu_vf32, RELU)
 DEFINE_UNARY_LOOP(relu_loop_f64, double, RELU)
-DEFINE_UNARY_LOOP(abs_loop_f32, float, fabsf)
+DEFINE_MAP_LOOP(abs_loop_f32, f32, mg_vf32_abs, fabsf)
 DEFINE_UNARY_LOOP(abs_loop_f64, double, fabs)
 DEFINE_UNARY_LOOP(neg_loop_f32, float, NEG)
 DEFINE_UNARY_LOOP(neg_loop_f64, double, NEG)
@@ -210,23 +237,49 @@ DEFINE_CLAMP_GRAD(clamp_grad_f64, double)
 #define SQRT_GRAD(y, g) ((g) / ((y) + (y)))                 /* saved y = sqrt(x) */
 #define ABS_GRAD(x, g) ((x) > 0 ? (g) : (x) < 0 ? -(g) : (g) * 0 * (x))  /* saved x; sign(0) = 0 */
 
+/* Their vector forms, float32 (the same bits: the same operations in order). */
+MG_INLINE mg_vf32 relu_grad_vf32(mg_vf32 y, mg_vf32 g) {
+    return mg_vf32_select_lt(mg_vf32_zero(), y, g, mg_vf32_zero());
+}
+MG_INLINE mg_vf32 sigmoid_grad_vf32(mg_vf32 y, mg_vf32 g) {
+    return mg_vf32_mul(g, mg_vf32_mul(y, mg_vf32_sub(mg_vf32_set1(1.0f), y)));
+}
+MG_INLINE mg_vf32 tanh_grad_vf32(mg_vf32 y, mg_vf32 g) {
+    return mg_vf32_mul(g, mg_vf32_sub(mg_vf32_set1(1.0f), mg_vf32_mul(y, y)));
+}
+MG_INLINE mg_vf32 sqrt_grad_vf32(mg_vf32 y, mg_vf32 g) { return mg_vf32_div(g, mg_vf32_add(y, y)); }
+
+/* out[i] = F(s[i], g[i]), a plain loop (never streamed). */
 #define DEFINE_GRAD_LOOP(name, T, F)                                          \
-    static void name(int64_t n, const void *s_, const void *g_, void *out_) { \
+    static void name(int64_t n, const void *s_, const void *g_, void *out_,   \
+                     int stream) {                                            \
         const T *restrict s = s_;                                             \
         const T *restrict g = g_;                                             \
         T *restrict out = out_;                                               \
         for (int64_t i = 0; i < n; i++) out[i] = F(s[i], g[i]);               \
     }
 
+/* The same on whole vectors with VF, F's vector form (MG_STORE_RUN). */
+#define DEFINE_GRAD_MAP(name, VF, F)                                          \
+    static void name(int64_t n, const void *s_, const void *g_, void *out_,   \
+                     int stream) {                                            \
+        const float *s = s_, *g = g_;                                         \
+        float *out = out_;                                                    \
+        MG_STORE_RUN(f32, stream, out, n, i, VF(mg_vf32_load(s + i), mg_vf32_load(g + i)), \
+                     out[i] = F(s[i], g[i]));                                 \
+        if (stream) mg_stream_fence();                                        \
+    }
+
 #define DEFINE_GRAD_BOTH(op, F)                                               \
-    DEFINE_GRAD_LOOP(op##_grad_f32, float, F)                                 \
+    DEFINE_GRAD_MAP(op##_grad_f32, op##_grad_vf32, F)                         \
     DEFINE_GRAD_LOOP(op##_grad_f64, double, F)
 
 DEFINE_GRAD_BOTH(relu, RELU_GRAD)
 DEFINE_GRAD_BOTH(sigmoid, SIGMOID_GRAD)
 DEFINE_GRAD_BOTH(tanh, TANH_GRAD)
 DEFINE_GRAD_BOTH(sqrt, SQRT_GRAD)
-DEFINE_GRAD_BOTH(abs, ABS_GRAD)
+DEFINE_GRAD_LOOP(abs_grad_f32, float, ABS_GRAD)
+DEFINE_GRAD_LOOP(abs_grad_f64, double, ABS_GRAD)
 
 /* ---- pow ------------------------------------------------------------------
  * x^e with PyTorch's shortcuts for e in {0, 1, 2, 3, 0.5, -0.5, -1, -2},
