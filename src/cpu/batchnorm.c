@@ -58,15 +58,15 @@ MG_INLINE double fused_f64(double x, double y, double z) { return fma(x, y, z); 
 /* The planes walk: runs the statement that follows the arguments once for
  * each piece of a plane inside the channel values [begin, end), with `at`
  * the element offset of the piece and `len` its length. */
-#define FOR_EACH_PIECE(S, stride, begin, end, at, len, ...)                     \
-    do {                                                                        \
-        int64_t plane_ = (begin) / (S), s_ = (begin) % (S);                     \
-        for (int64_t i_ = (begin); i_ < (end); plane_++, s_ = 0) {              \
-            const int64_t len = (S) - s_ < (end) - i_ ? (S) - s_ : (end) - i_;   \
-            const int64_t at = plane_ * (stride) + s_;                          \
-            __VA_ARGS__                                                         \
-            i_ += len;                                                          \
-        }                                                                       \
+#define FOR_EACH_PIECE(S, stride, begin, end, at, len, ...)                                      \
+    do {                                                                                         \
+        int64_t plane_ = (begin) / (S), s_ = (begin) % (S);                                      \
+        for (int64_t i_ = (begin); i_ < (end); plane_++, s_ = 0) {                               \
+            const int64_t len = (S) - s_ < (end) - i_ ? (S) - s_ : (end) - i_;                   \
+            const int64_t at = plane_ * (stride) + s_;                                           \
+            __VA_ARGS__                                                                          \
+            i_ += len;                                                                           \
+        }                                                                                        \
     } while (0)
 
 /* ---- the sum sweeps -------------------------------------------------------
@@ -148,7 +148,7 @@ MG_INLINE double fold_lanes(double l[LANES]) {
 #define DEFINE_SUMS(t)                                                                           \
     /* planes: x is channel c's first value; value i is x[(i/S)*stride + i%S].                   \
      * sums[0] = sum over i in [begin, end) of d_i = x_i - k, sums[1] = of d_i^2. */             \
-    static void stat_planes_##t(const void *x_, int64_t S, int64_t stride, int64_t begin,       \
+    static void stat_planes_##t(const void *x_, int64_t S, int64_t stride, int64_t begin,        \
                                 int64_t end, const void *center, double sums[2]) {               \
         const T_##t *x = x_, k = *(const T_##t *)center;                                         \
         const mg_v##t vk = mg_v##t##_set1(k);                                                    \
@@ -184,7 +184,7 @@ MG_INLINE double fold_lanes(double l[LANES]) {
     }                                                                                            \
                                                                                                  \
     /* planes: sums[0] = sum of dy_i, sums[1] = sum of dy_i*(x_i - k). */                        \
-    static void grad_planes_##t(const void *dy_, const void *x_, int64_t S, int64_t stride,     \
+    static void grad_planes_##t(const void *dy_, const void *x_, int64_t S, int64_t stride,      \
                                 int64_t begin, int64_t end, const void *center, double sums[2]) { \
         const T_##t *dy = dy_, *x = x_, k = *(const T_##t *)center;                              \
         const mg_v##t vk = mg_v##t##_set1(k);                                                    \
@@ -223,8 +223,8 @@ MG_INLINE double fold_lanes(double l[LANES]) {
                                                                                                  \
     /* rows, one group of nv vectors of channels from c over the rows [r0, r1)                   \
      * (nv is a constant after inlining: p1, p2 and k stay in registers). */                     \
-    MG_INLINE void stat_group_##t(const T_##t *x, int64_t r0, int64_t r1, int64_t rows,         \
-                                  int64_t width, int64_t ld, int64_t c,                                          \
+    MG_INLINE void stat_group_##t(const T_##t *x, int64_t r0, int64_t r1, int64_t rows,          \
+                                  int64_t width, int64_t ld, int64_t c,                          \
                                   const T_##t *center, double *s1, double *s2, int nv) {         \
         mg_v##t p1[GROUP_VECTORS], p2[GROUP_VECTORS], k[GROUP_VECTORS];                          \
         for (int v = 0; v < nv; v++) {                                                           \
@@ -246,7 +246,7 @@ MG_INLINE double fold_lanes(double l[LANES]) {
     }                                                                                            \
                                                                                                  \
     MG_INLINE void grad_group_##t(const T_##t *dy, const T_##t *x, int64_t r0, int64_t r1,       \
-                                  int64_t rows, int64_t width, int64_t ld, int64_t c, const T_##t *center, double *s1,        \
+                                  int64_t rows, int64_t width, int64_t ld, int64_t c, const T_##t *center, double *s1, \
                                   double *s2, int nv) {                                          \
         mg_v##t p1[GROUP_VECTORS], p2[GROUP_VECTORS], k[GROUP_VECTORS];                          \
         for (int v = 0; v < nv; v++) {                                                           \
@@ -271,7 +271,7 @@ MG_INLINE double fold_lanes(double l[LANES]) {
                                                                                                  \
     /* rows: x is (rows, ld); for c < width: s1[c] = sum_r d[r][c],                              \
      * s2[c] = sum_r d[r][c]^2 with d[r][c] = x[r][c] - k[c] (written). */                       \
-    static void stat_rows_##t(const void *x_, int64_t rows, int64_t width, int64_t ld,          \
+    static void stat_rows_##t(const void *x_, int64_t rows, int64_t width, int64_t ld,           \
                               const void *center, double *s1, double *s2) {                      \
         const T_##t *x = x_, *k = center;                                                        \
         for (int64_t c = 0; c < width; c++) s1[c] = s2[c] = 0.0;                                 \
@@ -279,7 +279,7 @@ MG_INLINE double fold_lanes(double l[LANES]) {
             const int64_t r1 = r0 + PARTIAL < rows ? r0 + PARTIAL : rows;                        \
             int64_t c = 0;                                                                       \
             for (; c + GROUP_VECTORS * VL_##t <= width; c += GROUP_VECTORS * VL_##t)             \
-                stat_group_##t(x, r0, r1, rows, width, ld, c, k, s1, s2, GROUP_VECTORS);                      \
+                stat_group_##t(x, r0, r1, rows, width, ld, c, k, s1, s2, GROUP_VECTORS);         \
             for (; c + VL_##t <= width; c += VL_##t) stat_group_##t(x, r0, r1, rows, width, ld, c, k, s1, s2, 1); \
             for (; c < width; c++) {                                                             \
                 T_##t p1 = 0, p2 = 0;                                                            \
@@ -295,7 +295,7 @@ MG_INLINE double fold_lanes(double l[LANES]) {
     }                                                                                            \
                                                                                                  \
     /* rows: s1[c] = sum_r dy[r][c], s2[c] = sum_r dy[r][c]*(x[r][c] - k[c]) (written). */       \
-    static void grad_rows_##t(const void *dy_, const void *x_, int64_t rows, int64_t width,     \
+    static void grad_rows_##t(const void *dy_, const void *x_, int64_t rows, int64_t width,      \
                               int64_t ld, const void *center, double *s1, double *s2) {          \
         const T_##t *dy = dy_, *x = x_, *k = center;                                             \
         for (int64_t c = 0; c < width; c++) s1[c] = s2[c] = 0.0;                                 \
@@ -303,9 +303,9 @@ MG_INLINE double fold_lanes(double l[LANES]) {
             const int64_t r1 = r0 + PARTIAL < rows ? r0 + PARTIAL : rows;                        \
             int64_t c = 0;                                                                       \
             for (; c + GROUP_VECTORS * VL_##t <= width; c += GROUP_VECTORS * VL_##t)             \
-                grad_group_##t(dy, x, r0, r1, rows, width, ld, c, k, s1, s2, GROUP_VECTORS);                  \
+                grad_group_##t(dy, x, r0, r1, rows, width, ld, c, k, s1, s2, GROUP_VECTORS);     \
             for (; c + VL_##t <= width; c += VL_##t)                                             \
-                grad_group_##t(dy, x, r0, r1, rows, width, ld, c, k, s1, s2, 1);                              \
+                grad_group_##t(dy, x, r0, r1, rows, width, ld, c, k, s1, s2, 1);                 \
             for (; c < width; c++) {                                                             \
                 T_##t p1 = 0, p2 = 0;                                                            \
                 for (int64_t r = r0; r < r1; r++) {                                              \
@@ -351,7 +351,7 @@ DEFINE_SUMS(f64)
             T_##t *ys = y + at;                                                                  \
             MG_STORE_RUN(t, stream, ys, len, j,                                                  \
                       fused_v##t(mg_v##t##_sub(mg_v##t##_load(xs + j), m), a, b),                \
-                      ys[j] = fused_##t(xs[j] - p[0], p[ps], p[2 * ps]));                        \
+                      ys[j] = fused_##t(xs[j] - p[0], p[ps], p[2 * ps]), mg_prefetch_ahead(xs + j)); \
         });                                                                                      \
         if (stream) mg_stream_fence();                                                           \
     }                                                                                            \
@@ -365,7 +365,7 @@ DEFINE_SUMS(f64)
             MG_STORE_RUN(t, stream, y, width, c,                                                 \
                       fused_v##t(mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + c)),    \
                                  mg_v##t##_load(p + ps + c), mg_v##t##_load(p + 2 * ps + c)),    \
-                      y[c] = fused_##t(x[c] - p[c], p[ps + c], p[2 * ps + c]));                  \
+                      y[c] = fused_##t(x[c] - p[c], p[ps + c], p[2 * ps + c]), mg_prefetch_ahead(x + c)); \
         }                                                                                        \
         if (stream) mg_stream_fence();                                                           \
     }                                                                                            \
@@ -383,7 +383,8 @@ DEFINE_SUMS(f64)
             MG_STORE_RUN(t, stream, dxs, len, j,                                                 \
                       fused_v##t(k, mg_v##t##_load(dys + j),                                     \
                                  fused_v##t(cf, mg_v##t##_sub(mg_v##t##_load(xs + j), m), b)),   \
-                      dxs[j] = fused_##t(p[0], dys[j], fused_##t(p[ps], xs[j] - p[2 * ps], p[3 * ps]))); \
+                      dxs[j] = fused_##t(p[0], dys[j], fused_##t(p[ps], xs[j] - p[2 * ps], p[3 * ps])), \
+                      (mg_prefetch_ahead(dys + j), mg_prefetch_ahead(xs + j)));                  \
         });                                                                                      \
         if (stream) mg_stream_fence();                                                           \
     }                                                                                            \
@@ -399,7 +400,8 @@ DEFINE_SUMS(f64)
                                  fused_v##t(mg_v##t##_load(p + ps + c),                          \
                                             mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + 2 * ps + c)), \
                                             mg_v##t##_load(p + 3 * ps + c))),                    \
-                      dx[c] = fused_##t(p[c], dy[c], fused_##t(p[ps + c], x[c] - p[2 * ps + c], p[3 * ps + c]))); \
+                      dx[c] = fused_##t(p[c], dy[c], fused_##t(p[ps + c], x[c] - p[2 * ps + c], p[3 * ps + c])), \
+                      (mg_prefetch_ahead(dy + c), mg_prefetch_ahead(x + c)));                    \
         }                                                                                        \
         if (stream) mg_stream_fence();                                                           \
     }

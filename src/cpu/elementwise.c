@@ -20,14 +20,15 @@
 #define MIN(x, y) (((x) != (x) || (y) != (y)) ? (x) + (y) : ((x) < (y) ? (x) : (y)))
 
 /* The three unstrided cases, out[i] = OP(A(i), B(i)) with A(i), B(i) the
- * scalar operands. VECTOR: through VOP on vectors VA(i), VB(i); PLAIN: the
- * loop as written (VOP, VA and VB unused). */
-#define VECTOR(T, t, OP, VOP, A, B, VA, VB)                                       \
+ * scalar operands. VECTOR: through VOP on vectors VA(t, i), VB(t, i), with
+ * AHEAD the prefetch of the array operands (MG_STORE_RUN); PLAIN: the loop as
+ * written (VOP, VA, VB and AHEAD unused). */
+#define VECTOR(T, t, OP, VOP, A, B, VA, VB, AHEAD)                                \
     do {                                                                          \
-        MG_STORE_RUN(t, stream, out, n, i, VOP(VA(t, i), VB(t, i)), out[i] = OP(A(i), B(i))); \
+        MG_STORE_RUN(t, stream, out, n, i, VOP(VA(t, i), VB(t, i)), out[i] = OP(A(i), B(i)), AHEAD); \
         if (stream) mg_stream_fence();                                            \
     } while (0)
-#define PLAIN(T, t, OP, VOP, A, B, VA, VB) \
+#define PLAIN(T, t, OP, VOP, A, B, VA, VB, AHEAD)                                 \
     for (int64_t i = 0; i < n; i++) out[i] = OP(A(i), B(i))
 
 #define A_AT(i) a[i]
@@ -46,17 +47,18 @@
         const T *restrict b = b_;                                                 \
         T *restrict out = out_;                                                   \
         if (sa == 1 && sb == 1) {                                                 \
-            CASES(T, t, OP, VOP, A_AT, B_AT, VA_AT, VB_AT);                       \
+            CASES(T, t, OP, VOP, A_AT, B_AT, VA_AT, VB_AT,                        \
+                  (mg_prefetch_ahead(a + i), mg_prefetch_ahead(b + i)));          \
         } else if (sa == 1 && sb == 0) {                                          \
             const T y = b[0];                                                     \
             const mg_v##t vy = mg_v##t##_set1(y);                                 \
             (void)vy;                                                             \
-            CASES(T, t, OP, VOP, A_AT, Y_ONLY, VA_AT, VY_ONLY);                   \
+            CASES(T, t, OP, VOP, A_AT, Y_ONLY, VA_AT, VY_ONLY, mg_prefetch_ahead(a + i)); \
         } else if (sa == 0 && sb == 1) {                                          \
             const T x = a[0];                                                     \
             const mg_v##t vx = mg_v##t##_set1(x);                                 \
             (void)vx;                                                             \
-            CASES(T, t, OP, VOP, X_ONLY, B_AT, VX_ONLY, VB_AT);                   \
+            CASES(T, t, OP, VOP, X_ONLY, B_AT, VX_ONLY, VB_AT, mg_prefetch_ahead(b + i)); \
         } else {                                                                  \
             for (int64_t i = 0; i < n; i++) out[i] = OP(a[i * sa], b[i * sb]);    \
         }                                                                         \

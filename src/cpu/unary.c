@@ -176,7 +176,8 @@ MG_INLINE mg_vf32 relu_vf32(mg_vf32 x) { return mg_vf32_select_lt(x, mg_vf32_zer
     static void name(int64_t n, const void *x_, void *out_, int stream) {     \
         const mg_##t *x = x_;                                                 \
         mg_##t *out = out_;                                                   \
-        MG_STORE_RUN(t, stream, out, n, i, VF(mg_v##t##_load(x + i)), out[i] = F(x[i])); \
+        MG_STORE_RUN(t, stream, out, n, i, VF(mg_v##t##_load(x + i)), out[i] = F(x[i]), \
+                     mg_prefetch_ahead(x + i));                               \
         if (stream) mg_stream_fence();                                        \
     }
 
@@ -266,7 +267,7 @@ MG_INLINE mg_vf32 sqrt_grad_vf32(mg_vf32 y, mg_vf32 g) { return mg_vf32_div(g, m
         const float *s = s_, *g = g_;                                         \
         float *out = out_;                                                    \
         MG_STORE_RUN(f32, stream, out, n, i, VF(mg_vf32_load(s + i), mg_vf32_load(g + i)), \
-                     out[i] = F(s[i], g[i]));                                 \
+                     out[i] = F(s[i], g[i]), (mg_prefetch_ahead(s + i), mg_prefetch_ahead(g + i))); \
         if (stream) mg_stream_fence();                                        \
     }
 
