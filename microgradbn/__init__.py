@@ -33,7 +33,8 @@ __version__ = "0.1.0"
 
 
 def backend_info():
-    """Which SIMD path runs, which ones this machine can run, threads, version."""
+    """Which SIMD path runs, which ones this machine can run, threads, the size
+    from which outputs are written with streaming stores, version, OpenCL."""
     info = _cpu.backend_info()
     info["opencl_available"] = opencl.is_available()
     return info

@@ -53,7 +53,7 @@ mg_status mg_binary_contig(int op, int dtype, int64_t n, const void *a, const vo
     if (n == 0) return MG_OK;
     if (!a || !b || !out) return mg_fail(MG_ERR_ARG, "mg_binary_contig: NULL buffer");
     const size_t item = itemsize(dtype);
-    contig_job j = {mg_kernels->binary[op][dtype], a, b, out, n, item, n * (int64_t)item >= MG_STREAM_MIN_BYTES};
+    contig_job j = {mg_kernels->binary[op][dtype], a, b, out, n, item, n * (int64_t)item >= mg_stream_min_bytes};
     if (n < MG_PARALLEL_MIN_ELEMS) {
         j.loop(n, a, 1, b, 1, out, j.stream);
         return MG_OK;
@@ -148,7 +148,7 @@ mg_status mg_binary(int op, int dtype, int ndim, const int64_t *shape, const voi
     }
     const int64_t inner = j.shape[j.ndim - 1];
     j.rows = total / inner;
-    j.stream = total * (int64_t)j.item >= MG_STREAM_MIN_BYTES;
+    j.stream = total * (int64_t)j.item >= mg_stream_min_bytes;
     int64_t tasks;
     if (inner > CHUNK_ELEMS) {
         j.pieces_per_row = (inner + CHUNK_ELEMS - 1) / CHUNK_ELEMS;

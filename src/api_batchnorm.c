@@ -60,7 +60,7 @@ static void plan(bn_job *j, const mg_bn_kernels *k, int64_t N, int64_t C, int64_
     j->N = N, j->C = C, j->S = S;
     j->dtype = dtype;
     j->item = dtype == MG_F32 ? 4 : 8;
-    j->stream = N * C * S * (int64_t)j->item >= MG_STREAM_MIN_BYTES;
+    j->stream = N * C * S * (int64_t)j->item >= mg_stream_min_bytes;
     if (S > 1) {
         j->block_values = BLOCK_VALUES;
         j->blocks_per_channel = (N * S + BLOCK_VALUES - 1) / BLOCK_VALUES;

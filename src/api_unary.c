@@ -59,7 +59,7 @@ static void unary_task(void *ctx, int64_t task) {
 
 static mg_status run(unary_job *j, int dtype) {
     j->item = dtype == MG_F32 ? 4 : 8;
-    j->stream = j->n * (int64_t)j->item >= MG_STREAM_MIN_BYTES;
+    j->stream = j->n * (int64_t)j->item >= mg_stream_min_bytes;
     if (j->n < MG_PARALLEL_MIN_ELEMS) run_range(j, 0, j->n);
     else mg_parallel_for((j->n + CHUNK_ELEMS - 1) / CHUNK_ELEMS, unary_task, j);
     return MG_OK;

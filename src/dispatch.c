@@ -103,6 +103,38 @@ static void init_error(const char *variable, const char *value, const char *why)
     snprintf(init_message, sizeof init_message, "%s='%s': %s", variable, value, why);
 }
 
+/* ---- the streaming-store threshold (cpu/kernels.h) ------------------------ */
+
+#define STREAM_MAX_MIN_BYTES ((int64_t)6 << 20)
+
+int64_t mg_stream_min_bytes = STREAM_MAX_MIN_BYTES;
+
+/* The size in bytes of the largest cache (level 2 or above) Linux lists for CPU 0
+ * (sysfs: "8192K"), or 0 where it lists none. */
+static int64_t last_level_cache_bytes(void) {
+    int64_t best = 0;
+    for (int index = 0; index < 8; index++) {
+        char path[96];
+        int level = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", index);
+        FILE *f = fopen(path, "r");
+        if (!f) break;
+        const int got_level = fscanf(f, "%d", &level) == 1;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
+        f = fopen(path, "r");
+        if (!f) continue;
+        long long size = 0;
+        char unit = 0;
+        if (got_level && level >= 2 && fscanf(f, "%lld%c", &size, &unit) >= 1) {
+            const int64_t bytes = (int64_t)size * (unit == 'K' ? 1024 : unit == 'M' ? 1 << 20 : 1);
+            if (bytes > best) best = bytes;
+        }
+        fclose(f);
+    }
+    return best;
+}
+
 static void init(void) {
     compiled_isas = compiled_mask();
     available_isas = compiled_isas & cpu_mask();
@@ -129,6 +161,10 @@ static void init(void) {
         }
     }
     mg_kernels = &tables[active_isa];
+
+    const int64_t cache = last_level_cache_bytes();
+    if (cache > 0 && cache / 2 < mg_stream_min_bytes)
+        mg_stream_min_bytes = cache / 2 > (1 << 20) ? cache / 2 : (1 << 20);
 
     int threads = mg_default_threads();
     const char *threads_env = getenv("MGBN_NUM_THREADS");
@@ -162,6 +198,7 @@ mg_status mg_get_backend_info(mg_backend_info_t *out) {
     out->compiled_isas = compiled_isas;
     out->available_isas = available_isas;
     out->num_threads = mg_pool_threads();
+    out->stream_min_bytes = mg_stream_min_bytes;
     return MG_OK;
 }
 

@@ -54,6 +54,7 @@ typedef struct {
     unsigned compiled_isas;    /* bit (1 << isa) for each path built into this library */
     unsigned available_isas;   /* ...that this CPU and OS can also run */
     int num_threads;           /* threads the pool uses (1 = the caller only) */
+    int64_t stream_min_bytes;  /* outputs this large or larger are written with streaming stores */
 } mg_backend_info_t;
 
 /* Message of the last failing call on this thread ("" if none). */

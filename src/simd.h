@@ -28,7 +28,7 @@
  *                            0 or inf), for p in [1/2, 2] or NaN and k an
  *                            integer in [-160, 160] (NaN if p is)
  *
- * Streaming stores, for outputs too large to stay in cache (MG_STREAM_MIN_BYTES in
+ * Streaming stores, for outputs too large to stay in cache (mg_stream_min_bytes in
  * cpu/kernels.h):
  *   mg_vT_stream(p, v)  p[0..LANES) = v, p aligned to MG_VT_LANES * sizeof(T),
  *                       written around the caches (x86: movntps/movntpd): the

@@ -203,7 +203,7 @@ def run_all(x, dy, w, b):
 BIG_SHAPES = [(300, 300), (200, 1100), (37, 33), (4, 3, 40000), (8, 16, 9001), (3, 1000, 5, 5)]
 
 # Outputs of 6 MiB or more are written with streaming stores (cpu/kernels.h,
-# MG_STREAM_MIN_BYTES), which need aligned addresses: rows of 1001 channels
+# mg_stream_min_bytes), which need aligned addresses: rows of 1001 channels
 # and planes of 923 values start at every alignment, so the kernels' aligning
 # first values and their streamed vectors both run.
 STREAMED_SHAPES = [(2000, 1001), (300, 7, 13, 71)]

@@ -51,7 +51,9 @@ def unavailable_isa():
 
 def test_backend_info_keys_and_values():
     info = mg.backend_info()
-    assert set(info) == {"isa", "available_isas", "compiled_isas", "threads", "version", "opencl_available"}
+    assert set(info) == {"isa", "available_isas", "compiled_isas", "threads", "version", "opencl_available",
+                         "stream_min_bytes"}
+    assert (1 << 20) <= info["stream_min_bytes"] <= (6 << 20)
     assert info["version"] == mg.__version__
     assert "scalar" in info["available_isas"]
     assert info["isa"] in info["available_isas"]

@@ -334,7 +334,7 @@ DEFINE_SUMS(f64)
  * channel c, at p[i*ps + c] (rows). The rows kernels walk the rows in memory
  * order with the parameters in L1: walking a column of rows instead would
  * load from addresses that alias the pending stores whenever the row length
- * is a multiple of 4 KiB. With `stream` (outputs of MG_STREAM_MIN_BYTES or
+ * is a multiple of 4 KiB. With `stream` (outputs of mg_stream_min_bytes or
  * more) the outputs are written with streaming stores (MG_STORE_RUN, simd.h);
  * the bits are the same. */
 

@@ -4,7 +4,7 @@
  * strides sa and sb (0 = a broadcast scalar, 1 = contiguous, anything else =
  * strided) and writes out contiguously. + - * / run their contiguous and
  * scalar-broadcast cases on simd.h vectors (MG_STORE_RUN), with streaming
- * stores when the caller asks (outputs of MG_STREAM_MIN_BYTES or more); max
+ * stores when the caller asks (outputs of mg_stream_min_bytes or more); max
  * and min, and every strided case, are plain loops that the compiler
  * vectorises for the ISA this file is being compiled for (CMakeLists.txt).
  * Floating-point contraction is off, so every ISA gives the same bits. */

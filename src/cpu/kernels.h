@@ -20,13 +20,15 @@
 #define MG_NUM_DTYPES 2
 #define MG_SUM_LANES 8
 
-/* Outputs of at least this many bytes are written with streaming stores.
- * Measured here (AVX-512 Xeon, 2.5 MiB L2): a scale-and-shift of a 1 MiB
- * buffer followed by a relu that reads it is 25% faster with ordinary
- * stores (the relu finds the data in L2), about even at 4 MiB, and 15-20%
- * slower at 8 and 25 MiB, where the ordinary store's read of each line
- * costs a third of the memory traffic. */
-#define MG_STREAM_MIN_BYTES ((int64_t)6 << 20)
+/* Outputs of at least this many bytes are written with streaming stores:
+ * min(6 MiB, half the last-level cache), set once at start-up (dispatch.c).
+ * Measured: a scale-and-shift of a buffer followed by a relu that reads it.
+ * AVX-512 Xeon (2.5 MiB L2, large L3): ordinary stores 25% faster at 1 MiB
+ * (the relu finds the data in cache), about even at 4 MiB, 15-20% slower at
+ * 8 and 25 MiB, where the ordinary store's read of each line costs a third
+ * of the memory traffic. AMD EPYC (8 MiB L3): ordinary stores 8% faster at
+ * 2 MiB, 8-12% slower at 4 MiB, 30% slower at 8 MiB. */
+extern int64_t mg_stream_min_bytes;
 
 /* Orders streamed stores before the task that made them reports its output
  * done (x86: sfence; elsewhere streamed stores are ordinary stores). */

@@ -29,7 +29,7 @@
  * float64 uses the C library's exp, log and tanh (correctly rounded or
  * within 1 ulp in glibc and musl), so those loops are not vectorised.
  *
- * Outputs of MG_STREAM_MIN_BYTES or more are written with streaming stores
+ * Outputs of mg_stream_min_bytes or more are written with streaming stores
  * (api_unary.c sets `stream`) by the loops on simd.h vectors: the float32
  * exp, tanh, sigmoid, relu and abs, and the float32 backward of relu,
  * sigmoid, tanh and sqrt. The other loops are plain C with ordinary stores.

@@ -93,6 +93,7 @@ def backend_info():
         "available_isas": [n for i, n in enumerate(ISA_NAMES) if info.available_isas >> i & 1],
         "compiled_isas": [n for i, n in enumerate(ISA_NAMES) if info.compiled_isas >> i & 1],
         "threads": info.num_threads,
+        "stream_min_bytes": info.stream_min_bytes,
         "version": ffi.string(lib.mg_version()).decode(),
     }
 
