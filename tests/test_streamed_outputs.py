@@ -157,8 +157,14 @@ def test_in_place_streamed_is_exact():
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_thread_count_does_not_change_streamed_bits(count, threads):
     a, b = big(np.float32, 0), big(np.float32, 1)
+    s = np.array(3.0, np.float32)
+    m, row = a[: a.size // 1001 * 1001].reshape(-1, 1001), b[:1001]
+    ops = [lambda: cpu.binary(cpu.OP_ADD, a, b, a.shape, np.float32),
+           lambda: cpu.binary(cpu.OP_MUL, a, s, a.shape, np.float32),     # one long row, in pieces
+           lambda: cpu.binary(cpu.OP_SUB, m, row, m.shape, np.float32),   # rows
+           lambda: cpu.unary(cpu.UNARY_EXP, a)]
     threads(1)
-    want = cpu.binary(cpu.OP_ADD, a, b, a.shape, np.float32), cpu.unary(cpu.UNARY_EXP, a)
+    want = [op() for op in ops]
     threads(count)
-    np.testing.assert_array_equal(cpu.binary(cpu.OP_ADD, a, b, a.shape, np.float32), want[0])
-    np.testing.assert_array_equal(cpu.unary(cpu.UNARY_EXP, a), want[1])
+    for op, expected in zip(ops, want):
+        np.testing.assert_array_equal(op(), expected)
