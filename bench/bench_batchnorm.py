@@ -190,6 +190,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="5 repetitions, for a smoke test")
     args = parser.parse_args()
     reps = 5 if args.quick else args.reps
+    print(json.dumps({"backend": cpu.backend_info(), "numpy": np.__version__,
+                      "torch": torch.__version__ if torch is not None else None}))
     rng = np.random.default_rng(0)
     rows = []
     for threads in args.threads:
