@@ -143,9 +143,19 @@ MG_INLINE void padded_vf32(mg_vf32 (*F)(mg_vf32), const float *x, float *out, in
             const int64_t lead = (int64_t)(-(uintptr_t)out % (MG_VF32_LANES * sizeof *out)) / (int64_t)sizeof *out; \
             i = lead < n ? lead : n;                                          \
             if (i > 0) padded_vf32(F, x, out, i);                             \
-            for (; i + MG_VF32_LANES <= n; i += MG_VF32_LANES)                \
-                mg_vf32_stream(out + i, F(mg_vf32_load(x + i)));              \
+            for (; i + 2 * MG_VF32_LANES <= n; i += 2 * MG_VF32_LANES) {      \
+                const mg_vf32 y0 = F(mg_vf32_load(x + i));                    \
+                const mg_vf32 y1 = F(mg_vf32_load(x + i + MG_VF32_LANES));    \
+                mg_vf32_stream(out + i, y0);                                  \
+                mg_vf32_stream(out + i + MG_VF32_LANES, y1);                  \
+            }                                                                 \
             mg_stream_fence();                                                \
+        }                                                                     \
+        for (; i + 2 * MG_VF32_LANES <= n; i += 2 * MG_VF32_LANES) {          \
+            const mg_vf32 y0 = F(mg_vf32_load(x + i));                        \
+            const mg_vf32 y1 = F(mg_vf32_load(x + i + MG_VF32_LANES));        \
+            mg_vf32_store(out + i, y0);                                       \
+            mg_vf32_store(out + i + MG_VF32_LANES, y1);                       \
         }                                                                     \
         for (; i + MG_VF32_LANES <= n; i += MG_VF32_LANES)                    \
             mg_vf32_store(out + i, F(mg_vf32_load(x + i)));                   \
