@@ -313,6 +313,7 @@ def test_absurd_allocation_raises_memory_error_and_process_stays_usable():
 def test_large_buffers_are_aligned_and_recycled():
     first = cpu.empty((300, 301), np.float64)
     assert first.ctypes.data % 64 == 0 and first.flags.c_contiguous and first.flags.writeable
+    assert first.ctypes.data % 4096 == 2048        # away from NumPy's page offset (memory.c: 4K aliasing)
     address = first.ctypes.data
     del first                                     # back to the C cache...
     again = cpu.empty((301, 300), np.float64)     # ...and out again for the same size
