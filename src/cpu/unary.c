@@ -134,6 +134,15 @@ MG_INLINE void padded_vf32(mg_vf32 (*F)(mg_vf32), const float *x, float *out, in
     memcpy(out, part, (size_t)n * sizeof *out);
 }
 
+/* Two vectors per iteration: two independent dependency chains through F. */
+#define PAIRS_OF_VECTORS(F, STORE)                                            \
+    for (; i + 2 * MG_VF32_LANES <= n; i += 2 * MG_VF32_LANES) {              \
+        const mg_vf32 y0 = F(mg_vf32_load(x + i));                            \
+        const mg_vf32 y1 = F(mg_vf32_load(x + i + MG_VF32_LANES));            \
+        STORE(out + i, y0);                                                   \
+        STORE(out + i + MG_VF32_LANES, y1);                                   \
+    }
+
 #define DEFINE_VEC_LOOP_F32(name, F)                                          \
     static void name(int64_t n, const void *x_, void *out_, int stream) {     \
         const float *x = x_;                                                  \
@@ -143,20 +152,10 @@ MG_INLINE void padded_vf32(mg_vf32 (*F)(mg_vf32), const float *x, float *out, in
             const int64_t lead = (int64_t)(-(uintptr_t)out % (MG_VF32_LANES * sizeof *out)) / (int64_t)sizeof *out; \
             i = lead < n ? lead : n;                                          \
             if (i > 0) padded_vf32(F, x, out, i);                             \
-            for (; i + 2 * MG_VF32_LANES <= n; i += 2 * MG_VF32_LANES) {      \
-                const mg_vf32 y0 = F(mg_vf32_load(x + i));                    \
-                const mg_vf32 y1 = F(mg_vf32_load(x + i + MG_VF32_LANES));    \
-                mg_vf32_stream(out + i, y0);                                  \
-                mg_vf32_stream(out + i + MG_VF32_LANES, y1);                  \
-            }                                                                 \
+            PAIRS_OF_VECTORS(F, mg_vf32_stream);                              \
             mg_stream_fence();                                                \
         }                                                                     \
-        for (; i + 2 * MG_VF32_LANES <= n; i += 2 * MG_VF32_LANES) {          \
-            const mg_vf32 y0 = F(mg_vf32_load(x + i));                        \
-            const mg_vf32 y1 = F(mg_vf32_load(x + i + MG_VF32_LANES));        \
-            mg_vf32_store(out + i, y0);                                       \
-            mg_vf32_store(out + i + MG_VF32_LANES, y1);                       \
-        }                                                                     \
+        PAIRS_OF_VECTORS(F, mg_vf32_store);                                   \
         for (; i + MG_VF32_LANES <= n; i += MG_VF32_LANES)                    \
             mg_vf32_store(out + i, F(mg_vf32_load(x + i)));                   \
         if (i < n) padded_vf32(F, x + i, out + i, n - i);                     \

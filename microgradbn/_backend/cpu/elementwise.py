@@ -10,7 +10,7 @@ import numpy as np
 
 from ..._mgbn import ffi, lib
 from ...errors import DTypeError, ShapeError
-from .core import DTYPE_CODES, LARGE_BYTES, _same_layout, empty, empty_like, pointer, raise_status
+from .core import DTYPE_CODES, _same_layout, empty, empty_like, pointer, raise_status
 
 OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAX, OP_MIN = range(6)
 UNARY_EXP, UNARY_LOG, UNARY_SQRT, UNARY_TANH, UNARY_SIGMOID, UNARY_RELU, UNARY_ABS, UNARY_NEG = range(8)
@@ -62,7 +62,7 @@ def binary_same(op, x, x_handle, y_handle):
     if len(x_handle) < nbytes or len(y_handle) < nbytes:
         raise ValueError(f"binary_same: handles of {len(x_handle)} and {len(y_handle)} bytes "
                          f"for an array of {nbytes}")
-    out = np.empty(x.shape, dtype) if nbytes < LARGE_BYTES else empty(x.shape, dtype)
+    out = empty_like(x)
     out_handle = ffi.from_buffer(out)
     status = lib.mg_binary_contig(op, DTYPE_CODES[dtype], x.size, x_handle, y_handle, out_handle)
     if status:
@@ -99,7 +99,7 @@ def unary_same(op, x, x_handle):
     nbytes, dtype = x.nbytes, x.dtype
     if len(x_handle) < nbytes:
         raise ValueError(f"unary_same: a handle of {len(x_handle)} bytes for an array of {nbytes}")
-    out = np.empty(x.shape, dtype) if nbytes < LARGE_BYTES else empty(x.shape, dtype)
+    out = empty_like(x)
     out_handle = ffi.from_buffer(out)
     status = lib.mg_unary(op, DTYPE_CODES[dtype], x.size, x_handle, out_handle)
     if status:
