@@ -27,6 +27,10 @@
  *   mg_vf32_ldexp(p, k)      p * 2^k rounded once (into subnormals, or to
  *                            0 or inf), for p in [1/2, 2] or NaN and k an
  *                            integer in [-160, 160] (NaN if p is)
+ *   mg_vf32_ldexp_normal(p, k)   p * 2^k, exact, for k an integer and p * 2^k a
+ *                            normal number (k is added to p's exponent field;
+ *                            anything else gives garbage)
+ *   mg_vf32_any_abs_above(x, b)  nonzero if some lane has |x| > b or is NaN
  *
  * Streaming stores, for outputs too large to stay in cache (mg_stream_min_bytes in
  * cpu/kernels.h):
@@ -121,6 +125,10 @@ MG_INLINE mg_vf32 mg_vf32_select_lt(mg_vf32 a, mg_vf32 b, mg_vf32 t, mg_vf32 f) 
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), f, t);
 }
 MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) { return _mm512_scalef_ps(p, k); }
+MG_INLINE mg_vf32 mg_vf32_ldexp_normal(mg_vf32 p, mg_vf32 k) { return _mm512_scalef_ps(p, k); }
+MG_INLINE int mg_vf32_any_abs_above(mg_vf32 x, float b) {
+    return _mm512_cmp_ps_mask(_mm512_abs_ps(x), _mm512_set1_ps(b), _CMP_NLE_UQ) != 0;
+}
 #elif defined(MG_SIMD_AVX2)
 #define MG_VF32_LANES 8
 #define MG_VF64_LANES 4
@@ -174,6 +182,13 @@ MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) {
     const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ki, k1), bias), 23));
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
+MG_INLINE mg_vf32 mg_vf32_ldexp_normal(mg_vf32 p, mg_vf32 k) {
+    const __m256i shifted = _mm256_slli_epi32(_mm256_cvttps_epi32(k), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), shifted));
+}
+MG_INLINE int mg_vf32_any_abs_above(mg_vf32 x, float b) {
+    return _mm256_movemask_ps(_mm256_cmp_ps(mg_vf32_abs(x), _mm256_set1_ps(b), _CMP_NLE_UQ)) != 0;
+}
 #elif defined(MG_SIMD_NEON)
 #define MG_VF32_LANES 4
 #define MG_VF64_LANES 2
@@ -219,6 +234,13 @@ MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) {
     const float32x4_t s2 = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vsubq_s32(ki, k1), bias), 23));
     return vmulq_f32(vmulq_f32(p, s1), s2);
 }
+MG_INLINE mg_vf32 mg_vf32_ldexp_normal(mg_vf32 p, mg_vf32 k) {
+    const int32x4_t shifted = vshlq_n_s32(vcvtq_s32_f32(k), 23);
+    return vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), shifted));
+}
+MG_INLINE int mg_vf32_any_abs_above(mg_vf32 x, float b) {   /* NaN fails |x| <= b */
+    return vminvq_u32(vcleq_f32(vabsq_f32(x), vdupq_n_f32(b))) == 0;
+}
 #else /* scalar: a "vector" of one element */
 #define MG_VF32_LANES 1
 #define MG_VF64_LANES 1
@@ -262,6 +284,14 @@ MG_INLINE mg_vf32 mg_vf32_ldexp(mg_vf32 p, mg_vf32 k) {
     memcpy(&s2, &b2, sizeof s2);
     return p * s1 * s2;
 }
+MG_INLINE mg_vf32 mg_vf32_ldexp_normal(mg_vf32 p, mg_vf32 k) {
+    uint32_t bits;
+    memcpy(&bits, &p, sizeof bits);
+    bits += (uint32_t)(int32_t)k << 23;
+    memcpy(&p, &bits, sizeof p);
+    return p;
+}
+MG_INLINE int mg_vf32_any_abs_above(mg_vf32 x, float b) { return !(fabsf(x) <= b); }
 #endif
 
 /* ---- a run of outputs ----------------------------------------------------

@@ -88,6 +88,21 @@ def test_float32_result_does_not_depend_on_position(op):     # vector body and p
             np.testing.assert_array_equal(cpu.unary(op, x[start:start + n].copy()), whole[start:start + n])
 
 
+@pytest.mark.parametrize("op", [cpu.UNARY_EXP, cpu.UNARY_TANH, cpu.UNARY_SIGMOID])
+def test_float32_value_near_the_limits_leaves_its_neighbours_bits(op):
+    # exp scales by 2^k in the exponent bits unless some lane of its vector
+    # has |x| > 86.5 or NaN; then the whole vector takes the clamped path
+    inner = RNG.uniform(-86.5, 86.5, 1000).astype(np.float32)
+    outer = np.array([-95.0, 88.9, np.nan, -86.6, 86.6, -200.0, np.inf], np.float32)
+    mixed = inner.copy()
+    mixed[::13] = np.resize(outer, mixed[::13].size)
+    got, alone_inner = cpu.unary(op, mixed), cpu.unary(op, inner)
+    keep = np.ones(mixed.size, bool)
+    keep[::13] = False
+    np.testing.assert_array_equal(got[keep], alone_inner[keep])
+    np.testing.assert_array_equal(got[~keep], [cpu.unary(op, v.reshape(1))[0] for v in mixed[~keep]])
+
+
 def test_float64_maps_match_numpy():            # the C library's, within 2 ulp of NumPy's
     x = RNG.uniform(-20, 20, 10_001)
     np.testing.assert_allclose(cpu.unary(cpu.UNARY_EXP, x), np.exp(x), rtol=4.5e-16)
