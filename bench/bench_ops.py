@@ -58,7 +58,7 @@ def elementwise(sizes, repeats, pause, rows):
         out = np.empty_like(a)
         src, dst = a.copy(), np.empty_like(a)
         copy = lambda: np.copyto(dst, src)
-        number = max(1, (1 << 23) // n)               # blocks of a few ms
+        number = max(2, (1 << 24) // n)               # blocks of a few ms
         ta, tb, tout = (torch.from_numpy(v) for v in (a, b, out)) if torch is not None else (None,) * 3
         ma, mb = mg.from_numpy(a), mg.from_numpy(b)
         # name: (arrays touched, then fresh / into-out calls for mg, numpy and torch)
