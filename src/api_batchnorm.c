@@ -9,7 +9,13 @@
  *   S > 1 ("planes"): block b of channel c is the channel's values
  *         [b*BLOCK_VALUES, (b+1)*BLOCK_VALUES) in (n, s) order.
  *   S = 1 ("rows"):   block (rb, g) is rows [rb*R, (rb+1)*R) by channels
- *         [g*ROW_GROUP, (g+1)*ROW_GROUP), R = BLOCK_VALUES / min(C, ROW_GROUP).
+ *         [g*G, (g+1)*G), R = max(1, BLOCK_VALUES / min(C, G)); G = ROW_GROUP
+ *         for the training sweeps (whose sums keep partials per channel) and
+ *         G = C, whole rows, for the eval sweep. Cut rows would start each
+ *         walk afresh for the prefetchers (256x1024: every half row is a
+ *         page; eval in cache, 1 thread: 60 -> 51 us), and two threads would
+ *         write the halves of the same pages, each core's prefetcher taking
+ *         lines from the other (2 threads: 83 -> 38 us).
  *
  * The math and its derivation: cpu/batchnorm.c and docs/bn_backward.md. */
 #include <math.h>
@@ -27,7 +33,7 @@ typedef struct {
     const mg_bn_kernels *k;
     int64_t N, C, S;
     int64_t block_values, blocks_per_channel;   /* planes */
-    int64_t rows_per_block, groups;             /* rows */
+    int64_t row_group, rows_per_block, groups;  /* rows: G, R, and the number of groups */
     int64_t ntasks, nsums;                      /* blocks; doubles in sums */
     size_t item;
     const char *in0, *in1;   /* x, or dy and x */
@@ -55,7 +61,8 @@ typedef struct {
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-static void plan(bn_job *j, const mg_bn_kernels *k, int64_t N, int64_t C, int64_t S, int dtype) {
+static void plan(bn_job *j, const mg_bn_kernels *k, int64_t N, int64_t C, int64_t S, int dtype,
+                 int64_t row_group) {
     j->k = k;
     j->N = N, j->C = C, j->S = S;
     j->dtype = dtype;
@@ -67,8 +74,10 @@ static void plan(bn_job *j, const mg_bn_kernels *k, int64_t N, int64_t C, int64_
         j->ntasks = C * j->blocks_per_channel;
         j->nsums = 2 * j->ntasks;
     } else {
-        j->rows_per_block = BLOCK_VALUES / min64(C, ROW_GROUP);
-        j->groups = (C + ROW_GROUP - 1) / ROW_GROUP;
+        j->row_group = row_group;
+        j->rows_per_block = BLOCK_VALUES / min64(C, row_group);
+        if (j->rows_per_block == 0) j->rows_per_block = 1;
+        j->groups = (C + row_group - 1) / row_group;
         const int64_t row_blocks = (N + j->rows_per_block - 1) / j->rows_per_block;
         j->ntasks = row_blocks * j->groups;
         j->nsums = 2 * C * row_blocks;
@@ -86,9 +95,9 @@ static bn_block block_of(const bn_job *j, int64_t task) {
         b.s2 = b.s1 + 1;
     } else {
         const int64_t rb = task / j->groups, r0 = rb * j->rows_per_block;
-        b.c = task % j->groups * ROW_GROUP;
+        b.c = task % j->groups * j->row_group;
         b.rows = min64(j->rows_per_block, j->N - r0);
-        b.width = min64(ROW_GROUP, j->C - b.c);
+        b.width = min64(j->row_group, j->C - b.c);
         b.offset = r0 * j->C + b.c;
         b.s1 = j->sums + 2 * j->C * rb + b.c;
         b.s2 = b.s1 + j->C;
@@ -219,8 +228,8 @@ static void piece_task(void *ctx, int64_t piece) {
     const bn_piece_job *pj = ctx;
     const bn_job *j = pj->j;
     for (int64_t i = 0; i < pj->blocks_per_piece; i++) pj->sweep1((void *)j, piece_block(j, piece, i));
-    const int64_t c0 = j->S > 1 ? piece : piece * ROW_GROUP;
-    const int64_t c1 = j->S > 1 ? piece + 1 : min64(c0 + ROW_GROUP, j->C);
+    const int64_t c0 = j->S > 1 ? piece : piece * j->row_group;
+    const int64_t c1 = j->S > 1 ? piece + 1 : min64(c0 + j->row_group, j->C);
     if (j->S == 1) fold_row_sums(j, c0, c1);
     for (int64_t c = c0; c < c1; c++) pj->finish(j, c);
     if (pj->sweep2)
@@ -243,7 +252,7 @@ static void run_two_sweeps(const bn_job *j, int inputs, mg_task_fn sweep1, bn_fi
     bn_piece_job pj = {j, sweep1, sweep2, finish};
     pj.pieces = j->S > 1 ? j->C : j->groups;
     pj.blocks_per_piece = j->S > 1 ? j->blocks_per_channel : j->ntasks / j->groups;
-    const double piece_bytes = (double)(j->N * (j->S > 1 ? j->S : min64(j->C, ROW_GROUP))) * (double)j->item * inputs;
+    const double piece_bytes = (double)(j->N * (j->S > 1 ? j->S : min64(j->C, j->row_group))) * (double)j->item * inputs;
     const int balanced = threads == 1 || pj.pieces % threads == 0 || pj.pieces >= 4 * threads;
     if (piece_bytes <= FUSE_BYTES && balanced) {
         if (j->N * j->C * j->S < MG_PARALLEL_MIN_ELEMS)
@@ -381,7 +390,7 @@ mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S
     REQUIRE(x); REQUIRE(y); REQUIRE(save_mean); REQUIRE(save_rstd); REQUIRE(batch_var);
 
     bn_job j;
-    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
+    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype, ROW_GROUP);
     TRY(alloc_scratch(fn, &j));
     j.in0 = x, j.out = y;
     j.eps = eps, j.weight = weight, j.bias = bias;
@@ -400,7 +409,7 @@ static mg_status eval_scale_shift(const char *fn, int dtype, int64_t N, int64_t 
                                   const void *x, const void *running_mean, const void *running_var,
                                   const void *weight, const void *bias, double eps, void *y) {
     bn_job j;
-    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
+    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype, C);
     j.nsums = 0;   /* no sums in this sweep */
     TRY(alloc_scratch(fn, &j));
     for (int64_t c = 0; c < C; c++) {
@@ -467,7 +476,7 @@ mg_status mg_batch_norm_backward(int dtype, int64_t N, int64_t C, int64_t S, con
     REQUIRE(dy); REQUIRE(x); REQUIRE(save_mean); REQUIRE(save_rstd);
 
     bn_job j;
-    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype);
+    plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype, ROW_GROUP);
     TRY(alloc_scratch(fn, &j));
     j.in0 = dy, j.in1 = x, j.out = dx;
     j.weight = weight, j.mean = save_mean, j.rstd = save_rstd, j.dweight = dweight, j.dbias = dbias;

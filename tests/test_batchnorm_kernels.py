@@ -108,7 +108,7 @@ def test_train_forward_and_backward_match_oracle(shape, dtype, affine):
     assert_close(db, want_db, dtype, scale=max(np.sqrt(x.size), 1.0))
 
 
-@pytest.mark.parametrize("shape", [(7, 1), (33, 1000), (5, 7, 33), (2, 33, 3, 3)])
+@pytest.mark.parametrize("shape", [(7, 1), (33, 1000), (256, 1024), (3, 70_001), (5, 7, 33), (2, 33, 3, 3)])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_eval_forward_and_backward(shape, dtype):
     x, dy, w, b = make(shape, dtype)
