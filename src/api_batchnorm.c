@@ -13,9 +13,9 @@
  *         for the training sweeps (whose sums keep partials per channel) and
  *         G = C, whole rows, for the eval sweep. Cut rows would start each
  *         walk afresh for the prefetchers (256x1024: every half row is a
- *         page; eval in cache, 1 thread: 60 -> 51 us), and two threads would
+ *         page; eval in cache, 1 thread: 60 -> 49 us), and two threads would
  *         write the halves of the same pages, each core's prefetcher taking
- *         lines from the other (2 threads: 83 -> 38 us).
+ *         lines from the other (2 threads: 83 -> 29 us).
  *
  * The math and its derivation: cpu/batchnorm.c and docs/bn_backward.md. */
 #include <math.h>
