@@ -32,8 +32,9 @@ not care).
 Implementations run in a new random order in every repetition, so none
 always follows the one that evicts the cache. After each timed call the
 bench waits SETTLE_S, untimed: PyTorch's OpenMP threads spin for a few ms
-after each of its calls, and on a 2-core machine they would otherwise take
-a core from whatever is timed next (mg's pool, the 2-thread copy). It
+after each of its calls, and mg's idle workers watch for the next job for
+5 ms (src/threads.c); on a 2-core machine either would otherwise take a core
+from whatever is timed next (the other library, the 2-thread copy). It
 waits by spinning, not sleeping, so that other processes do not get the
 core and evict the caches meanwhile. Each
 result is printed as a JSON line (median and interquartile range); a table
@@ -60,7 +61,7 @@ SHAPES = [(256, 1024), (4096, 512), (32, 64, 56, 56)]
 PHASES = ["forward", "backward", "fwd+bwd", "eval"]
 FLOOR_TENSORS = {"forward": 2, "backward": 3, "fwd+bwd": 5, "eval": 2}   # tensors read or written
 EPS = 1e-5
-SETTLE_S = 0.005   # untimed wait after each call: PyTorch's OpenMP threads stop spinning
+SETTLE_S = 0.006   # untimed wait after each call: PyTorch's OpenMP threads and mg's workers stop spinning
 
 
 def numpy_phases(x, dy, w, b, rm, rv):

@@ -10,8 +10,8 @@ same number of threads. The libraries take turns within each repeat, so a
 busy neighbour on a shared machine slows them alike, and each timed block
 starts after a pause (--pause, 0.3 s): OpenBLAS's idle threads spin for
 about 0.1 s after a call (PyTorch's OpenMP threads for milliseconds), and
-would otherwise hold the second core while the next library runs. mg's
-own workers sleep as soon as they are idle. Prints one JSON line
+would otherwise hold the second core while the next library runs (mg's
+own idle workers watch for the next job for 5 ms). Prints one JSON line
 per (library, dtype, n, threads) with the median and the spread (min, max)
 of GFLOP/s, then a table with mg/numpy ratios.
 

@@ -14,7 +14,9 @@ otherwise spin at every barrier, and when the cores are shared that makes its
 2-thread steps ten times slower (seen here: 84 ms instead of 8 ms per MLP step).
 The machine may be shared and busy, so the two take turns in short rounds
 (`--steps` steps each, who goes first alternating round by round): a busy
-neighbour slows both alike within a round. Reported: the median steps/s over
+neighbour slows both alike within a round. Each round ends with ROUND_GAP_S
+of sleep, so that mg's idle workers (which watch for the next job for 5 ms,
+src/threads.c) have let go of the second core when PyTorch's round starts. Reported: the median steps/s over
 the rounds with its spread (min..max), and the median over the rounds of
 microgradbn's speed / PyTorch's in the same round (the ratio column), and
 the CPU time per step of each (microgradbn/torch; all of a process's threads
@@ -45,6 +47,8 @@ sys.path.insert(0, ROOT)  # run from a checkout with a dev build (tools/dev_buil
 import microgradbn as mg  # noqa: E402
 from microgradbn import nn, optim  # noqa: E402
 from microgradbn.nn import functional as F  # noqa: E402
+
+ROUND_GAP_S = 0.006   # seconds of sleep after each round (see the docstring)
 
 # model -> (full size, tiny size for the overhead measure, batch, tiny batch);
 # a size is the MLP's widths or the CNN's (channels..., image side).
@@ -162,6 +166,7 @@ def measure(model, threads, steps, repeats, with_torch):
                 mg_times.append(run(state, steps, phases, mg_cpu))
             elif state is not None:
                 torch_times.append(run(state, steps, cpu_times=torch_cpu))
+            time.sleep(ROUND_GAP_S)
     tiny_state = setup_mg(model, tiny, tiny_batch)
     run(tiny_state, 10)
     overhead = min(run(tiny_state, steps) for _ in range(5)) / steps * 1e3

@@ -14,11 +14,17 @@
  * the job closed and goes back to waiting.
  *
  * Waking a sleeping thread (a futex) takes 10-30 us here, as long as a
- * whole 128K-element add. So an idle worker first watches for the next job
- * for SPIN_NS before it sleeps on the condition variable, and the caller
- * watches for the workers to finish for as long before it sleeps: ops that
- * follow each other (a training step) then hand work over in well under a
- * microsecond. The cost is at most SPIN_NS of one core after each job.
+ * whole 128K-element add, and on a virtual machine whose second core has
+ * been idle a while, far longer: after 0.3 s of sleep, back-to-back 256x256
+ * products on two threads (whose jobs are some 50 us apart: Python, and B
+ * packed by the caller alone) ran at one thread's speed for about 30 ms when
+ * the worker slept after 50 us of watching, and at full speed from the
+ * first calls when it watched for 5 ms. So an idle worker first watches for
+ * the next job for SPIN_NS before it sleeps on the condition variable, and
+ * the caller watches for the workers to finish for as long before it
+ * sleeps: ops that follow each other (a training step) then hand work over
+ * in well under a microsecond. The cost is at most SPIN_NS of one core
+ * after each job, yielded to any runnable thread (sched_yield).
  * (OpenBLAS's idle threads spin for about 0.1 s, libgomp's for milliseconds.) */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -37,7 +43,7 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static int wanted_threads = 1;   /* the caller plus wanted_threads - 1 workers */
 static int started_workers = 0;
-#define SPIN_NS 50000
+#define SPIN_NS 5000000
 
 static _Atomic uint64_t generation = 0;  /* bumped once per posted job (under state_lock) */
 static uint64_t spawn_generation; /* generation when the newest workers were made */
