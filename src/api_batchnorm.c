@@ -172,6 +172,15 @@ static void affine_task(void *ctx, int64_t task) {
         j->k->affine_rows(IN0(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C, j->stream);
 }
 
+static void scale_task(void *ctx, int64_t task) {
+    const bn_job *j = ctx;
+    const bn_block b = block_of(j, task);
+    if (j->S > 1)
+        j->k->scale_planes(IN0(b), OUT(b), j->S, j->C * j->S, b.begin, b.end, PARAMS(b), j->C, j->stream);
+    else
+        j->k->scale_rows(IN0(b), OUT(b), b.rows, b.width, j->C, PARAMS(b), j->C, j->stream);
+}
+
 static void dx_task(void *ctx, int64_t task) {
     const bn_job *j = ctx;
     const bn_block b = block_of(j, task);
@@ -405,6 +414,23 @@ mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S
 /* y = x*scale + shift in one sweep, scale = gamma/sqrt(running_var + eps),
  * shift = beta - running_mean*scale; with running_mean = beta = NULL it is
  * the eval backward dx = dy*gamma/sqrt(running_var + eps). */
+/* p[c] = scale = gamma/sqrt(running_var + eps) and p[C + c] = shift = beta -
+ * running_mean*scale, computed in float64 and rounded to T; an absent gamma
+ * is 1, beta and running_mean (the eval backward passes none) 0. Simple
+ * loops the compiler vectorises: one sqrt and one divide per channel, one
+ * at a time, were 4 us of the 48 us of a 256x1024 float32 eval. */
+#define DEFINE_EVAL_PARAMS(T)                                                                   \
+    static void eval_params_##T(T *p, int64_t C, const T *rm, const T *rv, const T *w,          \
+                                const T *b, double eps) {                                       \
+        for (int64_t c = 0; c < C; c++) {                                                       \
+            const double scale = (w ? (double)w[c] : 1.0) / sqrt((double)rv[c] + eps);          \
+            p[c] = (T)scale;                                                                    \
+            p[C + c] = (T)((b ? (double)b[c] : 0.0) - (rm ? (double)rm[c] : 0.0) * scale);     \
+        }                                                                                       \
+    }
+DEFINE_EVAL_PARAMS(float)
+DEFINE_EVAL_PARAMS(double)
+
 static mg_status eval_scale_shift(const char *fn, int dtype, int64_t N, int64_t C, int64_t S,
                                   const void *x, const void *running_mean, const void *running_var,
                                   const void *weight, const void *bias, double eps, void *y) {
@@ -412,15 +438,11 @@ static mg_status eval_scale_shift(const char *fn, int dtype, int64_t N, int64_t 
     plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype, C);
     j.nsums = 0;   /* no sums in this sweep */
     TRY(alloc_scratch(fn, &j));
-    for (int64_t c = 0; c < C; c++) {
-        const double scale = param(weight, dtype, c, 1.0) / sqrt(param(running_var, dtype, c, 0.0) + eps);
-        set_param(&j, 0, c, 0.0);
-        set_param(&j, 1, c, scale);
-        set_param(&j, 2, c, param(bias, dtype, c, 0.0) - param(running_mean, dtype, c, 0.0) * scale);
-    }
+    if (dtype == MG_F32) eval_params_float((float *)j.params, C, running_mean, running_var, weight, bias, eps);
+    else eval_params_double((double *)j.params, C, running_mean, running_var, weight, bias, eps);
     j.in0 = x;
     j.out = y;
-    run(&j, affine_task, 0);
+    run(&j, scale_task, 0);
     free(j.sums);
     return MG_OK;
 }

@@ -324,10 +324,13 @@ DEFINE_SUMS(f64)
 
 /* ---- elementwise sweeps, in x's dtype t (f32 or f64) ----------------------
  * affine: y = (x - m)*a + b, p = {m, a, b}: the training normalisation
- *   (m = mean_hi, a = rstd*gamma, b = beta - mean_lo*a), the eval forward
- *   (m = 0, a = scale, b = shift) and the eval backward (m = 0, b = 0).
+ *   (m = mean_hi, a = rstd*gamma, b = beta - mean_lo*a).
  * dx: dx = k*dy + (c*(x - m) + b), p = {k, c, m, b} (m = mean_hi,
  *   b = -k*dbeta/n - c*mean_lo).
+ * scale: y = x*a + b, p = {a, b}: the eval forward (a = scale, b = shift)
+ *   and the eval backward (b = 0): affine with m = 0 would load m and
+ *   subtract it for nothing (the eval of 256x1024 float32 in cache, avx2,
+ *   AMD EPYC Zen 3: 42 -> 40.5 us for the sweep).
  * The float64 mean is mean_hi + mean_lo with mean_hi in x's dtype: x - mean_hi
  * is exact when x is near the mean, and mean_lo moves into b, so a large
  * offset costs no precision. Parameter i is at p[i*ps] (planes) or, for
@@ -366,6 +369,34 @@ DEFINE_SUMS(f64)
                       fused_v##t(mg_v##t##_sub(mg_v##t##_load(x + c), mg_v##t##_load(p + c)),    \
                                  mg_v##t##_load(p + ps + c), mg_v##t##_load(p + 2 * ps + c)),    \
                       y[c] = fused_##t(x[c] - p[c], p[ps + c], p[2 * ps + c]), mg_prefetch_ahead(x + c)); \
+        }                                                                                        \
+        if (stream) mg_stream_fence();                                                           \
+    }                                                                                            \
+                                                                                                 \
+    static void scale_planes_##t(const void *x_, void *y_, int64_t S, int64_t stride,            \
+                                 int64_t begin, int64_t end, const void *p_, int64_t ps,         \
+                                 int stream) {                                                   \
+        const T_##t *x = x_, *p = p_;                                                            \
+        T_##t *y = y_;                                                                           \
+        const mg_v##t a = mg_v##t##_set1(p[0]), b = mg_v##t##_set1(p[ps]);                       \
+        FOR_EACH_PIECE(S, stride, begin, end, at, len, {                                         \
+            const T_##t *xs = x + at;                                                            \
+            T_##t *ys = y + at;                                                                  \
+            MG_STORE_RUN(t, stream, ys, len, j, fused_v##t(mg_v##t##_load(xs + j), a, b),        \
+                      ys[j] = fused_##t(xs[j], p[0], p[ps]), mg_prefetch_ahead(xs + j));         \
+        });                                                                                      \
+        if (stream) mg_stream_fence();                                                           \
+    }                                                                                            \
+                                                                                                 \
+    static void scale_rows_##t(const void *x_, void *y_, int64_t rows, int64_t width,            \
+                               int64_t ld, const void *p_, int64_t ps, int stream) {             \
+        const T_##t *p = p_;                                                                     \
+        for (int64_t r = 0; r < rows; r++) {                                                     \
+            const T_##t *x = (const T_##t *)x_ + r * ld;                                         \
+            T_##t *y = (T_##t *)y_ + r * ld;                                                     \
+            MG_STORE_RUN(t, stream, y, width, c,                                                 \
+                      fused_v##t(mg_v##t##_load(x + c), mg_v##t##_load(p + c), mg_v##t##_load(p + ps + c)), \
+                      y[c] = fused_##t(x[c], p[c], p[ps + c]), mg_prefetch_ahead(x + c));        \
         }                                                                                        \
         if (stream) mg_stream_fence();                                                           \
     }                                                                                            \
@@ -410,8 +441,8 @@ DEFINE_ELEMENTWISE(f32)
 DEFINE_ELEMENTWISE(f64)
 
 #define KERNELS(t)                                                                               \
-    {stat_planes_##t, grad_planes_##t, affine_planes_##t, dx_planes_##t,                         \
-     stat_rows_##t,   grad_rows_##t,   affine_rows_##t,   dx_rows_##t}
+    {stat_planes_##t, grad_planes_##t, affine_planes_##t, dx_planes_##t, scale_planes_##t,       \
+     stat_rows_##t,   grad_rows_##t,   affine_rows_##t,   dx_rows_##t,   scale_rows_##t}
 
 void MG_ISA_FN(mg_fill_batchnorm)(mg_kernel_table *t) {
     const mg_bn_kernels f32 = KERNELS(f32), f64 = KERNELS(f64);

@@ -115,7 +115,10 @@ typedef struct {
     /* dx = k * dy + (c * (x - m) + b), p = {k, c, m, b} */
     void (*dx_planes)(const void *dy, const void *x, void *dx, int64_t S, int64_t stride,
                       int64_t begin, int64_t end, const void *p, int64_t ps, int stream);
-    /* the same four per channel c < width (s1, s2 written, not accumulated) */
+    /* y = x * a + b, p = {a, b} (eval: forward, and backward with b = 0) */
+    void (*scale_planes)(const void *x, void *y, int64_t S, int64_t stride, int64_t begin,
+                         int64_t end, const void *p, int64_t ps, int stream);
+    /* the same five per channel c < width (s1, s2 written, not accumulated) */
     void (*stat_rows)(const void *x, int64_t rows, int64_t width, int64_t ld, const void *k,
                       double *s1, double *s2);
     void (*grad_rows)(const void *dy, const void *x, int64_t rows, int64_t width, int64_t ld,
@@ -124,6 +127,8 @@ typedef struct {
                         const void *p, int64_t ps, int stream);
     void (*dx_rows)(const void *dy, const void *x, void *dx, int64_t rows, int64_t width,
                     int64_t ld, const void *p, int64_t ps, int stream);
+    void (*scale_rows)(const void *x, void *y, int64_t rows, int64_t width, int64_t ld,
+                       const void *p, int64_t ps, int stream);
 } mg_bn_kernels;
 /* conv (cpu/conv.c): im2col/col2im for convolution (api_conv.c runs the
  * GEMMs) and the pooling loops. One geometry describes images of shape
