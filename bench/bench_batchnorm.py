@@ -36,7 +36,13 @@ after each of its calls, and mg's idle workers watch for the next job for
 5 ms (src/threads.c); on a 2-core machine either would otherwise take a core
 from whatever is timed next (the other library, the 2-thread copy). It
 waits by spinning, not sleeping, so that other processes do not get the
-core and evict the caches meanwhile. Each
+core and evict the caches meanwhile. During that wait the machine's other
+tenants evict our caches too, the interpreter's included: the first few
+Python-level calls after it took ~20 us each here (an mg output buffer from
+its allocator, 3 us back to back, took 70 us). So right before each timed
+call the bench makes the same call on a tiny input of the same layout, (2, C)
+or (2, C, 2, 2), untimed, for every implementation alike: that warms the code
+paths, not the data. Each
 result is printed as a JSON line (median and interquartile range); a table
 of ratios follows. mg's outputs come from its caching allocator (pages
 reused); PyTorch and NumPy allocate fresh outputs, as they do in use.
@@ -161,9 +167,10 @@ def settle(seconds):
         pass
 
 
-def measure(impls, reps, rng):
+def measure(impls, tiny, reps, rng):
     """{impl: {phase: [seconds...]}}; every repetition runs each phase of every
-    implementation, the implementations in a new random order each time."""
+    implementation, the implementations in a new random order each time, each
+    timed call right after the same call on the tiny input."""
     times = {name: {p: [] for p in PHASES} for name in impls}
     names = list(impls)
     for name in names:   # warm up: first-touch pages, caches, the thread pool
@@ -172,6 +179,7 @@ def measure(impls, reps, rng):
     for _ in range(reps):
         for phase in PHASES:
             for i in rng.permutation(len(names)):
+                tiny[names[i]][phase]()
                 t = time.perf_counter()
                 impls[names[i]][phase]()
                 times[names[i]][phase].append(time.perf_counter() - t)
@@ -182,6 +190,15 @@ def measure(impls, reps, rng):
 def summary(samples):
     q = np.percentile(samples, [25, 50, 75])
     return q[1], q[2] - q[0]
+
+
+def make_impls(x, dy, w, b, rm, rv, threads):
+    copy = copier(x.nbytes, threads)
+    impls = {"mg": mg_phases(x, dy, w, b, rm, rv), "numpy": numpy_phases(x, dy, w, b, rm, rv),
+             "copy": {phase: copy for phase in PHASES}}
+    if torch is not None:
+        impls["torch"] = torch_phases(x, dy, w, b, rm, rv)
+    return impls
 
 
 def main():
@@ -207,12 +224,10 @@ def main():
             c = shape[1]
             w, b = rng.uniform(0.5, 1.5, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
             rm, rv = rng.uniform(-1, 1, c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
-            copy = copier(x.nbytes, threads)
-            impls = {"mg": mg_phases(x, dy, w, b, rm, rv), "numpy": numpy_phases(x, dy, w, b, rm, rv),
-                     "copy": {phase: copy for phase in PHASES}}
-            if torch is not None:
-                impls["torch"] = torch_phases(x, dy, w, b, rm, rv)
-            times = measure(impls, reps, rng)
+            corner = (slice(2), slice(None), slice(2), slice(2))[:x.ndim]   # (2, C) or (2, C, 2, 2)
+            impls, tiny = (make_impls(np.ascontiguousarray(a[sl]), np.ascontiguousarray(dy[sl]), w, b, rm, rv, threads)
+                           for a, sl in ((x, ()), (x, corner)))
+            times = measure(impls, tiny, reps, rng)
             copy_s = statistics.median([t for phase in PHASES for t in times["copy"][phase]])
             for phase in PHASES:
                 tensors = FLOOR_TENSORS[phase]
