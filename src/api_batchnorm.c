@@ -411,14 +411,12 @@ mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S
     return MG_OK;
 }
 
-/* y = x*scale + shift in one sweep, scale = gamma/sqrt(running_var + eps),
- * shift = beta - running_mean*scale; with running_mean = beta = NULL it is
- * the eval backward dx = dy*gamma/sqrt(running_var + eps). */
 /* p[c] = scale = gamma/sqrt(running_var + eps) and p[C + c] = shift = beta -
  * running_mean*scale, computed in float64 and rounded to T; an absent gamma
- * is 1, beta and running_mean (the eval backward passes none) 0. Simple
- * loops the compiler vectorises: one sqrt and one divide per channel, one
- * at a time, were 4 us of the 48 us of a 256x1024 float32 eval. */
+ * is 1, beta and running_mean (the eval backward passes none) 0. A loop
+ * the compiler vectorises: with one channel at a time (a call per
+ * parameter), a (1, 1024) float32 eval, nearly all of it this step, took
+ * 5.8 us; 3.1 us now (AMD EPYC Zen 3). */
 #define DEFINE_EVAL_PARAMS(T)                                                                   \
     static void eval_params_##T(T *p, int64_t C, const T *rm, const T *rv, const T *w,          \
                                 const T *b, double eps) {                                       \
@@ -431,6 +429,9 @@ mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S
 DEFINE_EVAL_PARAMS(float)
 DEFINE_EVAL_PARAMS(double)
 
+/* y = x*scale + shift in one sweep, scale = gamma/sqrt(running_var + eps),
+ * shift = beta - running_mean*scale; with running_mean = beta = NULL it is
+ * the eval backward dx = dy*gamma/sqrt(running_var + eps). */
 static mg_status eval_scale_shift(const char *fn, int dtype, int64_t N, int64_t C, int64_t S,
                                   const void *x, const void *running_mean, const void *running_var,
                                   const void *weight, const void *bias, double eps, void *y) {

@@ -216,6 +216,12 @@ def test_streamed_outputs_match_oracle(shape):
     assert_close(y, oracle_forward(x, w.astype(np.float64), b.astype(np.float64), EPS)[0], np.float32)
     dx, _, _ = cpu.batch_norm_backward(dy, x, mean, rstd, w, True, False, False)
     assert_close(dx, oracle_backward(dy, x, w.astype(np.float64), EPS)[0], np.float32)
+    rm, rv = b, np.abs(w) + np.float32(0.5)
+    scale = w.astype(np.float64) / np.sqrt(rv.astype(np.float64) + EPS)
+    ye = cpu.batch_norm_eval_forward(x, rm, rv, w, b, EPS)
+    assert_close(ye, x * per_channel(scale, x) + per_channel(b - rm * scale, x), np.float32)
+    dxe = cpu.batch_norm_eval_backward(dy, rv, w, EPS)
+    assert_close(dxe, dy * per_channel(scale, x), np.float32)
 
 
 @pytest.mark.parametrize("shape", BIG_SHAPES + STREAMED_SHAPES)
