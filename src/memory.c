@@ -76,6 +76,11 @@ mg_status mg_alloc(size_t nbytes, void **out) {
     return MG_OK;
 }
 
+void *mg_alloc_or_null(size_t nbytes) {
+    void *out;
+    return mg_alloc(nbytes, &out) == MG_OK ? out : NULL;
+}
+
 mg_status mg_free(void *ptr) {
     if (!ptr) return MG_OK;
     const size_t cls = header_of(ptr)->class_bytes;

@@ -77,6 +77,10 @@ mg_status mg_set_num_threads(int n);
  * class and handed out again, so a training step does not re-fault pages. */
 mg_status mg_alloc(size_t nbytes, void **out);
 mg_status mg_free(void *ptr);
+/* mg_alloc for allocators that take a NULL as failure (cffi's new_allocator,
+ * which the Python package uses): the buffer, or NULL with the reason in
+ * mg_last_error(). Free it with mg_free. */
+void *mg_alloc_or_null(size_t nbytes);
 /* Returns every cached buffer to the system. */
 mg_status mg_release_cached(void);
 

@@ -172,6 +172,18 @@ TEST(alloc_validation_and_nomem) {
     CHECK_STATUS(mg_free(NULL), MG_OK);
 }
 
+TEST(alloc_or_null) {
+    CHECK(mg_alloc_or_null(0) == NULL);
+    CHECK_MSG(strstr(mg_last_error(), "mg_alloc: size is zero") != NULL, "message: %s", mg_last_error());
+    CHECK(mg_alloc_or_null((size_t)1000000000000000ull * 4) == NULL);
+    CHECK_MSG(strstr(mg_last_error(), "cannot allocate 4000000000000000 bytes") != NULL, "message: %s",
+              mg_last_error());
+    void *p = mg_alloc_or_null(1 << 20);
+    CHECK(p != NULL && ((uintptr_t)p & 63) == 0);
+    memset(p, 0xA5, 1 << 20);
+    CHECK_STATUS(mg_free(p), MG_OK);
+}
+
 TEST(alloc_alignment) {
     const size_t sizes[] = {1, 3, 63, 64, 65, 4096, 65535, 65536, 65537, 1 << 20, (3 << 20) + 7};
     void *p[sizeof sizes / sizeof sizes[0]];

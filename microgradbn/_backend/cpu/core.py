@@ -7,12 +7,17 @@ Buffers of LARGE_BYTES or more come from the C library's 64-byte aligned
 caching allocator; smaller ones from NumPy, whose own small-block cache is
 faster than a trip through cffi.
 """
+import math
+
 import numpy as np
 
 from ..._mgbn import ffi, lib
 from ...errors import STATUS_EXCEPTIONS, DTypeError, ShapeError
 
 LARGE_BYTES = 1 << 16
+# ffi.new over the C allocator, without cffi's zero fill: one call gives a
+# buffer that hands itself back to mg_free when the last array using it goes.
+_new_uninitialised = ffi.new_allocator(lib.mg_alloc_or_null, lib.mg_free, should_clear_after_alloc=False)
 ISA_NAMES = ("scalar", "avx2", "avx512", "neon")
 
 
@@ -41,20 +46,16 @@ def init():
 def empty(shape, dtype):
     """An uninitialised C-contiguous array; 64-byte aligned when large."""
     dtype = np.dtype(dtype)
-    count = 1
-    for n in shape:
-        count *= n
-    nbytes = count * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < LARGE_BYTES:
         return np.empty(shape, dtype)
     if nbytes >= 1 << 62:  # more than any machine has, and more than a size_t may hold
         raise MemoryError(f"cannot allocate {nbytes} bytes for a tensor of shape {tuple(shape)}")
-    out = ffi.new("void **")
-    status = lib.mg_alloc(nbytes, out)
-    if status:
-        raise_status(status)
-    owner = ffi.gc(out[0], lib.mg_free, size=nbytes)
-    return np.frombuffer(ffi.buffer(owner, nbytes), dtype).reshape(shape)
+    try:
+        buffer = _new_uninitialised("char[]", nbytes)
+    except MemoryError:   # cffi's message is "alloc() returned NULL"; the C library says why
+        raise MemoryError(ffi.string(lib.mg_last_error()).decode()) from None
+    return np.ndarray(shape, dtype, ffi.buffer(buffer))
 
 
 def empty_like(x):
