@@ -411,24 +411,6 @@ mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S
     return MG_OK;
 }
 
-/* p[c] = scale = gamma/sqrt(running_var + eps) and p[C + c] = shift = beta -
- * running_mean*scale, computed in float64 and rounded to T; an absent gamma
- * is 1, beta and running_mean (the eval backward passes none) 0. A loop
- * the compiler vectorises: with one channel at a time (a call per
- * parameter), a (1, 1024) float32 eval, nearly all of it this step, took
- * 5.8 us; 3.1 us now (AMD EPYC Zen 3). */
-#define DEFINE_EVAL_PARAMS(T)                                                                   \
-    static void eval_params_##T(T *p, int64_t C, const T *rm, const T *rv, const T *w,          \
-                                const T *b, double eps) {                                       \
-        for (int64_t c = 0; c < C; c++) {                                                       \
-            const double scale = (w ? (double)w[c] : 1.0) / sqrt((double)rv[c] + eps);          \
-            p[c] = (T)scale;                                                                    \
-            p[C + c] = (T)((b ? (double)b[c] : 0.0) - (rm ? (double)rm[c] : 0.0) * scale);     \
-        }                                                                                       \
-    }
-DEFINE_EVAL_PARAMS(float)
-DEFINE_EVAL_PARAMS(double)
-
 /* y = x*scale + shift in one sweep, scale = gamma/sqrt(running_var + eps),
  * shift = beta - running_mean*scale; with running_mean = beta = NULL it is
  * the eval backward dx = dy*gamma/sqrt(running_var + eps). */
@@ -439,8 +421,7 @@ static mg_status eval_scale_shift(const char *fn, int dtype, int64_t N, int64_t 
     plan(&j, &mg_kernels->batchnorm[dtype], N, C, S, dtype, C);
     j.nsums = 0;   /* no sums in this sweep */
     TRY(alloc_scratch(fn, &j));
-    if (dtype == MG_F32) eval_params_float((float *)j.params, C, running_mean, running_var, weight, bias, eps);
-    else eval_params_double((double *)j.params, C, running_mean, running_var, weight, bias, eps);
+    j.k->eval_params(j.params, C, running_mean, running_var, weight, bias, eps);
     j.in0 = x;
     j.out = y;
     run(&j, scale_task, 0);

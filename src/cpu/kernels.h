@@ -129,6 +129,10 @@ typedef struct {
                     int64_t ld, const void *p, int64_t ps, int stream);
     void (*scale_rows)(const void *x, void *y, int64_t rows, int64_t width, int64_t ld,
                        const void *p, int64_t ps, int stream);
+    /* the eval sweep's p = {a, b} for C channels (ps = C) from the running
+     * statistics; weight, bias, running_mean may be NULL */
+    void (*eval_params)(void *p, int64_t C, const void *running_mean, const void *running_var,
+                        const void *weight, const void *bias, double eps);
 } mg_bn_kernels;
 /* conv (cpu/conv.c): im2col/col2im for convolution (api_conv.c runs the
  * GEMMs) and the pooling loops. One geometry describes images of shape
