@@ -19,6 +19,12 @@
 
 #include "kernels.h"
 
+/* SGD: a loop without momentum, and one with it. In each, the options
+ * are values chosen per element (g + p*wd or g; ...), not branches around
+ * stores, so the compiler vectorises both; a branch inside the loop around
+ * the store to buf kept the momentum loop scalar: 136 us for a 256x784
+ * float32 step, 3.5x the loop without momentum (AMD EPYC Zen 3). With
+ * dampening 0 the factor (1 - dampening) is 1 and damp*g is g exactly. */
 #define DEFINE_OPTIM(T, SQRT, SUFFIX)                                                            \
     static void sgd_##SUFFIX(int64_t n, void *param, const void *gradient, void *momentum_buffer, \
                              const mg_sgd_args *a) {                                              \
@@ -26,18 +32,19 @@
         const T *grad = gradient;                                                                 \
         const T lr = (T)a->lr, wd = (T)a->weight_decay, momentum = (T)a->momentum;               \
         const T damp = (T)(1 - a->dampening);                                                     \
-        for (int64_t i = 0; i < n; i++) {                                                         \
-            T g = grad[i];                                                                        \
-            if (a->weight_decay != 0) g = g + p[i] * wd;                                          \
-            if (a->momentum != 0) {                                                               \
-                T b;                                                                              \
-                if (a->first_step) b = g;                                                         \
-                else if (a->dampening == 0) b = buf[i] * momentum + g;                            \
-                else b = buf[i] * momentum + damp * g;                                            \
-                buf[i] = b;                                                                       \
-                g = a->nesterov ? g + momentum * b : b;                                           \
+        const int decay = a->weight_decay != 0, first = a->first_step, nesterov = a->nesterov;    \
+        if (a->momentum == 0) {                                                                   \
+            for (int64_t i = 0; i < n; i++) {                                                     \
+                const T g = decay ? grad[i] + p[i] * wd : grad[i];                                \
+                p[i] = p[i] - g * lr;                                                             \
             }                                                                                     \
-            p[i] = p[i] - g * lr;                                                                 \
+            return;                                                                               \
+        }                                                                                         \
+        for (int64_t i = 0; i < n; i++) {                                                         \
+            const T g = decay ? grad[i] + p[i] * wd : grad[i];                                    \
+            const T b = first ? g : buf[i] * momentum + damp * g;                                 \
+            buf[i] = b;                                                                           \
+            p[i] = p[i] - (nesterov ? g + momentum * b : b) * lr;                                 \
         }                                                                                         \
     }                                                                                             \
                                                                                                   \
