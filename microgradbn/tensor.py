@@ -312,7 +312,13 @@ class Tensor:
             if type(grad) is ClArray:    # gradients live on their tensor's device
                 self.grad = Tensor._wrap(grad.astype(self.data.dtype, copy=True))
             else:
-                self.grad = Tensor._wrap(np.array(grad, dtype=self.data.dtype, order="C", copy=True))
+                # into the C library's buffers, at the page offset of the kernels'
+                # outputs: memcpy into a NumPy array starting 16 bytes after the
+                # gradient modulo 4 KiB stalls on 4K aliasing (memory.c), 90 us
+                # for 256x256 float32 against 8 us (AMD EPYC Zen 3)
+                copy = cpu.empty(grad.shape, self.data.dtype)
+                np.copyto(copy, grad, casting="unsafe")
+                self.grad = Tensor._wrap(copy)
         else:
             self.grad = Tensor._wrap(autograd.accumulate(self.grad.data, grad))
 
