@@ -68,9 +68,7 @@ def _to_array(data, dtype=None, copy=True):
         # a large copy goes into the C library's 64-byte aligned buffers, as every
         # op's output does: NumPy's are 16-byte aligned, and a vector load that
         # straddles two cache lines makes the kernels up to 1.4x slower
-        out = cpu.empty(array.shape, dtype)
-        np.copyto(out, array, casting="unsafe")   # converts dtype and byte order
-        return out
+        return cpu.copy_of(array, dtype)
     # astype converts byte order and dtype (a big-endian array becomes native);
     # copy=False keeps the memory when it can.
     return array.astype(dtype, order="K", copy=copy) if copy or array.dtype != dtype else array
@@ -312,13 +310,7 @@ class Tensor:
             if type(grad) is ClArray:    # gradients live on their tensor's device
                 self.grad = Tensor._wrap(grad.astype(self.data.dtype, copy=True))
             else:
-                # into the C library's buffers, at the page offset of the kernels'
-                # outputs: memcpy into a NumPy array starting 16 bytes after the
-                # gradient modulo 4 KiB stalls on 4K aliasing (memory.c), 90 us
-                # for 256x256 float32 against 8 us (AMD EPYC Zen 3)
-                copy = cpu.empty(grad.shape, self.data.dtype)
-                np.copyto(copy, grad, casting="unsafe")
-                self.grad = Tensor._wrap(copy)
+                self.grad = Tensor._wrap(cpu.copy_of(grad, self.data.dtype))
         else:
             self.grad = Tensor._wrap(autograd.accumulate(self.grad.data, grad))
 

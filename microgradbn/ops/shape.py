@@ -15,7 +15,7 @@ is not supported there yet.
 import numpy as np
 
 from .. import _backend
-from .._backend import ClArray
+from .._backend import ClArray, cpu
 from ..autograd import Function, unbroadcast
 from ..errors import ShapeError
 from ..tensor import Tensor, _as_dtype
@@ -95,7 +95,7 @@ class Copy(Function):
     """contiguous() and clone(): a fresh C-ordered copy; the gradient passes through."""
 
     def forward(self, x):
-        return x.copy() if type(x) is ClArray else np.array(x, order="C", copy=True)
+        return x.copy() if type(x) is ClArray else cpu.copy_of(x)
 
     def backward(self, grad):
         return grad

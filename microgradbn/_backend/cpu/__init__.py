@@ -14,8 +14,8 @@ one family per file, cut as there:
 """
 from ..._mgbn import ffi, lib  # noqa: F401  (for tests that call the C library directly)
 from .core import (  # noqa: F401
-    DTYPE_CODES, ISA_NAMES, LARGE_BYTES, backend_info, empty, empty_like, handle, init, pointer, raise_status,
-    set_isa, set_num_threads,
+    DTYPE_CODES, ISA_NAMES, LARGE_BYTES, backend_info, copy_of, empty, empty_like, handle, init, pointer,
+    raise_status, set_isa, set_num_threads,
 )
 from .elementwise import (  # noqa: F401
     GRAD_ABS, GRAD_RELU, GRAD_SIGMOID, GRAD_SQRT, GRAD_TANH, OP_ADD, OP_DIV, OP_MAX, OP_MIN, OP_MUL, OP_SUB,
