@@ -109,7 +109,7 @@ def table(rows):
         def cell(name):
             r = libs.get(name)
             return f"{r['gflops_median']:7.1f} ({r['gflops_min']:.0f}-{r['gflops_max']:.0f})" if r else "-"
-        mg, ref = libs["mg"], libs["numpy"]
+        mg = libs["mg"]
         line = f"{dtype:8} {n:5d} {threads:3d} | {cell('mg'):>15} {cell('numpy'):>15}"
         line += f" {cell('torch'):>15}" if has_torch else ""
         pct = mg["peak_estimate_pct"]
