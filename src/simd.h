@@ -298,9 +298,12 @@ MG_INLINE int mg_vf32_any_abs_above(mg_vf32 x, float b) { return !(fabsf(x) <= b
  * MG_STORE_RUN(t, stream, o, n, j, VEC, ONE, AHEAD) writes o[0..n) for t =
  * f32 or f64: VEC (an expression of j) is the vector of outputs j.., ONE (a
  * statement) writes output j alone with the same bits. Whole vectors go out
- * with mg_vT_store, or with `stream` as streaming stores, the outputs before
- * o's first vector-aligned address through ONE; the last n % LANES through
- * ONE. The bits never depend on `stream` or on o's alignment. A streamed run
+ * from o's first vector-aligned address, with mg_vT_store or, with `stream`,
+ * as streaming stores; the outputs before that address and the last ones
+ * through ONE. The bits never depend on `stream` or on o's alignment. (As
+ * memcpy does: stores across two cache lines cost more than loads. relu of
+ * 1M float32 between NumPy arrays 16 bytes past a page, 1 thread: 117 ->
+ * 112 us, AMD EPYC Zen 3.) A streamed run
  * reads its inputs from memory with the hardware prefetchers following one
  * stream each (glibc's memcpy keeps four going, and a plain loop reached
  * 0.8 of its speed): AHEAD, a statement of j, runs once per 64-byte line of
@@ -319,9 +322,9 @@ MG_INLINE void mg_prefetch_ahead(const void *p) { __builtin_prefetch((const char
 #define MG_STORE_RUN(t, stream, o, n, j, VEC, ONE, AHEAD)                                        \
     do {                                                                                         \
         int64_t j = 0;                                                                           \
+        for (; j < (n) && (uintptr_t)((o) + j) % (MG_LANES_##t * sizeof(mg_##t)); j++) ONE;     \
         if (stream) {                                                                            \
             const int64_t line_ = 64 / (int64_t)sizeof(mg_##t);                                  \
-            for (; j < (n) && (uintptr_t)((o) + j) % (MG_LANES_##t * sizeof(mg_##t)); j++) ONE; \
             while (j + line_ <= (n)) {                                                           \
                 AHEAD;                                                                           \
                 for (const int64_t end_ = j + line_; j < end_; j += MG_LANES_##t)                \

@@ -88,6 +88,24 @@ def test_float32_result_does_not_depend_on_position(op):     # vector body and p
             np.testing.assert_array_equal(cpu.unary(op, x[start:start + n].copy()), whole[start:start + n])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bits_do_not_depend_on_the_outputs_alignment(dtype):
+    # Whole vectors go out from the output's first vector-aligned address and
+    # the elements before it one at a time (simd.h, MG_STORE_RUN): those must
+    # get the vector's bits, for every map and binary op.
+    x = (RNG.standard_normal(1000) * 5).astype(dtype)
+    y = (RNG.standard_normal(1000) * 5).astype(dtype)
+    positive = np.abs(x) + dtype(0.01)
+    buffer = np.empty(1000 + 16, dtype)
+    calls = [lambda out, op=op: cpu.unary(op, positive if op in (cpu.UNARY_LOG, cpu.UNARY_SQRT) else x, out)
+             for op in range(8)]
+    calls += [lambda out, op=op: cpu.binary(op, x, y, x.shape, x.dtype, out) for op in range(6)]
+    for call in calls:
+        first = call(buffer[:1000]).copy()
+        for shift in range(1, 16):      # every offset within a 64-byte vector
+            np.testing.assert_array_equal(call(buffer[shift:shift + 1000]), first)
+
+
 @pytest.mark.parametrize("op", [cpu.UNARY_EXP, cpu.UNARY_TANH, cpu.UNARY_SIGMOID])
 def test_float32_value_near_the_limits_leaves_its_neighbours_bits(op):
     # exp scales by 2^k in the exponent bits unless some lane of its vector
