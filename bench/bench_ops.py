@@ -10,7 +10,9 @@ Part 1: add, mul, relu, exp on float32 arrays of 1M and 16M elements, with
 preallocated one. Effective bandwidth = bytes read + bytes written per
 second; it is compared with np.copyto of the same number of bytes (read n,
 write n, one thread) measured in the same round. The implementations take
-turns within each round, and every timed block starts after a pause
+turns within each round, after the copy and in a new random order every
+round (none always runs first or follows the same one), and every timed
+block starts after a pause
 (--pause, 50 ms) so that a library whose idle threads spin (PyTorch's
 OpenMP pool does for milliseconds) does not steal the second core from the
 next one. Ratios (of copy, mg/numpy, mg/torch) are taken per round; the
@@ -90,9 +92,10 @@ def elementwise(sizes, repeats, pause, rows):
                 for _, _, fn in impls:
                     fn()                                  # warm up: buffers, thread pools
                 copy_gbs, secs = [], {(who, output): [] for who, output, _ in impls}
-                for _ in range(repeats):
+                for _ in range(repeats):      # the copy first, then the others in a new order each round
                     copy_gbs.append(2 * a.nbytes / timed_block(copy, number, pause) / 1e9)
-                    for who, output, fn in impls:
+                    for i in rng.permutation(len(impls)):
+                        who, output, fn = impls[i]
                         secs[(who, output)].append(timed_block(fn, number, pause))
                 emit({"bench": "copy", "n": n, "threads": threads, "op": name,
                       "GB/s": round(statistics.median(copy_gbs), 2)}, rows)
