@@ -12,10 +12,9 @@ second; it is compared with np.copyto of the same number of bytes (read n,
 write n, one thread) measured in the same round. The implementations take
 turns within each round, after the copy and in a new random order every
 round (none always runs first or follows the same one), and every timed
-block starts after a pause
-(--pause, 50 ms) so that a library whose idle threads spin (PyTorch's
-OpenMP pool does for milliseconds) does not steal the second core from the
-next one. Ratios (of copy, mg/numpy, mg/torch) are taken per round; the
+block starts after a pause (--pause, 50 ms) so that a library whose idle
+threads spin (PyTorch's OpenMP pool does for milliseconds) does not steal
+the second core from the next one. Ratios (of copy, mg/numpy, mg/torch) are taken per round; the
 table gives their medians and spread, and the same ratios of each
 implementation's best block ("best": on a shared machine the least
 disturbed block is the closest to the code's own speed; timeit's advice).
