@@ -185,11 +185,17 @@ TEST(alloc_or_null) {
 }
 
 TEST(alloc_alignment) {
-    const size_t sizes[] = {1, 3, 63, 64, 65, 4096, 65535, 65536, 65537, 1 << 20, (3 << 20) + 7};
+    const size_t sizes[] = {1, 3, 63, 64, 65, 4096, 65535, 65536, 65537, 1 << 20, (3 << 20) + 7,
+                            (4 << 20) - 1, 4 << 20, (5 << 20) + 3};
     void *p[sizeof sizes / sizeof sizes[0]];
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         CHECK_STATUS(mg_alloc(sizes[i], &p[i]), MG_OK);
         CHECK_MSG(((uintptr_t)p[i] & 63) == 0, "mg_alloc(%zu) gave %p, not 64-byte aligned", sizes[i], p[i]);
+        /* memory.c's placement: 2 KiB past a page from 64 KiB on, past a 2 MiB huge page from 4 MiB on */
+        const uintptr_t page = sizes[i] >= (4 << 20) ? (2 << 20) : 4096;
+        if (sizes[i] >= 65536)
+            CHECK_MSG((uintptr_t)p[i] % page == 2048, "mg_alloc(%zu) gave %p, not 2 KiB past a %zu-byte boundary",
+                      sizes[i], p[i], (size_t)page);
         memset(p[i], 0xA5, sizes[i]);             /* the whole buffer is ours (ASan checks) */
     }
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) CHECK_STATUS(mg_free(p[i]), MG_OK);
