@@ -40,6 +40,11 @@
  *                       store must. On NEON and the scalar path, a store.
  * (mg_stream_fence() in cpu/kernels.h orders them before a task ends.)
  *
+ * x86 with AVX2 (the avx2 and avx512 builds) only, where MG_HAVE_TRANSPOSE8_F32
+ * is defined (cpu/matmul_template.h packs a column-major B with it):
+ *   mg_f32_transpose8(src, ss, dst, ds)   dst[c*ds + r] = src[r*ss + c] for
+ *                            r, c < 8: an 8 x 8 block, 24 shuffles in registers
+ *
  * fmadd rounds ONCE (an explicit FMA instruction) on avx2, avx512 and neon,
  * and twice (multiply, then add) on the scalar path, which is the plain-C
  * reference. The build has -ffp-contract=off, so nothing else is fused.
@@ -292,6 +297,28 @@ MG_INLINE mg_vf32 mg_vf32_ldexp_normal(mg_vf32 p, mg_vf32 k) {
     return p;
 }
 MG_INLINE int mg_vf32_any_abs_above(mg_vf32 x, float b) { return !(fabsf(x) <= b); }
+#endif
+
+#if defined(MG_SIMD_AVX2) || defined(MG_SIMD_AVX512)
+#define MG_HAVE_TRANSPOSE8_F32 1
+MG_INLINE void mg_f32_transpose8(const float *src, int64_t ss, float *dst, int64_t ds) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ss);
+    for (int i = 0; i < 8; i += 2) {            /* t[i], t[i+1]: rows i, i+1 interleaved by pairs of lanes */
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {            /* u: four rows' values of one column per 128-bit half */
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int c = 0; c < 4; c++) {               /* columns c and c + 4: the low and high halves */
+        _mm256_storeu_ps(dst + c * ds, _mm256_permute2f128_ps(u[c], u[c + 4], 0x20));
+        _mm256_storeu_ps(dst + (c + 4) * ds, _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
+    }
+}
 #endif
 
 /* ---- a run of outputs ----------------------------------------------------

@@ -198,6 +198,23 @@ def test_direct_path_with_transposed_b_is_exact(m, dtype):
         cpu.set_num_threads(info["threads"])
 
 
+# Packing copies B into the same panels whatever its layout (a column-major
+# B in 8 x 8 transposed blocks on x86 for float32): the same bits as with B
+# row-major, for panels with whole and partial slivers and k not a multiple
+# of 8, and for a reversed B (negative strides, the element-by-element path).
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m, k, n", [(64, 300, 70), (33, 1000, 48), (130, 37, 16), (7, 784, 256)])
+def test_packed_path_gives_the_same_bits_for_any_layout_of_b(m, k, n, dtype):
+    rng = np.random.default_rng(k)
+    x, w = rand(rng, (m, k), dtype), rand(rng, (n, k), dtype)
+    b = np.ascontiguousarray(w.T)
+    want = cpu.matmul(x, b)
+    expect_close(want, x, b)
+    assert np.array_equal(cpu.matmul(x, w.T), want)
+    reversed_b = np.ascontiguousarray(b[::-1, ::-1])[::-1, ::-1]
+    assert np.array_equal(cpu.matmul(x, reversed_b), want)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_scalar_path_agrees_with_best_path(dtype):
     info = cpu.backend_info()

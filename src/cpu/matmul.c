@@ -47,7 +47,11 @@ enum { MR_F32 = 4, NV_F32 = 4, MC_F32 = 128, KC_F32 = 256, NC_F32 = 1024,
 #define MR MR_F32
 #define NV NV_F32
 #define FN(name) name##_f32
+#ifdef MG_HAVE_TRANSPOSE8_F32
+#define TRANSPOSE8 mg_f32_transpose8
+#endif
 #include "matmul_template.h"
+#undef TRANSPOSE8
 #undef T
 #undef VEC
 #undef V

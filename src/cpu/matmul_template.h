@@ -7,6 +7,7 @@
  *   LANES      elements per VEC
  *   MR, NV     micro-tile: MR rows by NR = NV * LANES columns
  *   FN(name)   name with the dtype suffix  (FN(pack_a) -> pack_a_f32)
+ *   TRANSPOSE8 (optional) an 8 x 8 block transpose of T, as mg_f32_transpose8
  *
  * Notation: A is m x k, B is k x n, C is m x n. A(i,p) = a[i*rs + p*cs] and
  * B(p,j) = b[p*rs + j*cs] at any element strides (transposed, negative);
@@ -58,7 +59,13 @@ static void FN(pack_b)(int64_t kc, int64_t nc, const void *b_, int64_t rs, int64
                 for (int j = 0; j < NR; j++) bp[p * NR + j] = src[p * rs + j];
             continue;
         }
-        for (int64_t p = 0; p < kc; p++) {
+        int64_t p = 0;
+#ifdef TRANSPOSE8
+        if (cols == NR && rs == 1)            /* column-major B (x @ W^T): 8 x 8 blocks turned */
+            for (; p + 8 <= kc; p += 8)
+                for (int j = 0; j < NR; j += 8) TRANSPOSE8(src + j * cs + p, cs, bp + p * NR + j, NR);
+#endif
+        for (; p < kc; p++) {
             for (int j = 0; j < cols; j++) bp[p * NR + j] = src[p * rs + j * cs];
             for (int j = cols; j < NR; j++) bp[p * NR + j] = 0;
         }
