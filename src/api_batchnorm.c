@@ -42,6 +42,7 @@ typedef struct {
     double *sums;            /* two per (block, channel) */
     char *center;            /* (C,) of x's dtype: the k of the sum sweeps */
     char *params;            /* (4, C) of x's dtype: the elementwise parameters */
+    double *folded;          /* planes, forward: (2, C), each channel's two sums over its blocks */
     /* what the per-channel step between the sweeps reads and writes */
     int dtype;
     double eps;
@@ -276,14 +277,16 @@ static void run_two_sweeps(const bn_job *j, int inputs, mg_task_fn sweep1, bn_fi
     if (sweep2) run(j, sweep2, 1);
 }
 
-/* Room for the block sums, the centers and the elementwise parameters. */
+/* Room for the block sums, the centers, the elementwise parameters and the
+ * folded sums. */
 static mg_status alloc_scratch(const char *fn, bn_job *j) {
-    const int64_t count = j->nsums + 5 * j->C;
+    const int64_t count = j->nsums + 7 * j->C;
     double *mem = malloc((size_t)count * sizeof *mem);
     if (!mem) return mg_fail(MG_ERR_NOMEM, "%s: cannot allocate %lld doubles of scratch", fn, (long long)count);
     j->sums = mem;
     j->center = (char *)(mem + j->nsums);
     j->params = (char *)(mem + j->nsums + j->C);
+    j->folded = mem + j->nsums + 5 * j->C;
     return MG_OK;
 }
 
@@ -291,12 +294,6 @@ static mg_status alloc_scratch(const char *fn, bn_job *j) {
 static void set_param(const bn_job *j, int i, int64_t c, double v) {
     if (j->item == 4) ((float *)j->params)[i * j->C + c] = (float)v;
     else ((double *)j->params)[i * j->C + c] = v;
-}
-
-/* The float64 mean as hi + lo with hi in x's dtype: the elementwise sweeps
- * subtract hi from x (exact near the mean) and fold lo into their offset. */
-static double mean_hi(const bn_job *j, double mean) {
-    return j->item == 4 ? (double)(float)mean : mean;
 }
 
 /* ---- argument checks ---------------------------------------------------- */
@@ -376,23 +373,17 @@ static void forward_centers(const bn_job *j, const void *x) {
 
 /* ---- entry points ------------------------------------------------------- */
 
-/* Forward, between the sweeps: the statistics of channel c and the
- * parameters of y = (x - mean)*(rstd*gamma) + beta. */
+/* Forward, between the sweeps: the statistics of the channels [c0, c1) and
+ * the parameters of y = (x - mean)*(rstd*gamma) + beta (the kernel's
+ * forward_params has the formulas). */
 static void finish_forward(const bn_job *j, int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; c++) {
-        double s1, s2;
-        channel_sums(j, c, &s1, &s2);
-        const double n = (double)(j->N * j->S);
-        const double mean = param(j->center, j->dtype, c, 0.0) + s1 / n;
-        double var = (s2 - s1 * (s1 / n)) / n;
-        if (var < 0.0) var = 0.0;   /* rounding; NaN stays NaN */
-        const double rstd = 1.0 / sqrt(var + j->eps);
-        j->save_mean[c] = mean, j->save_rstd[c] = rstd, j->batch_var[c] = var;
-        const double hi = mean_hi(j, mean), a = rstd * param(j->weight, j->dtype, c, 1.0);
-        set_param(j, 0, c, hi);
-        set_param(j, 1, c, a);
-        set_param(j, 2, c, param(j->bias, j->dtype, c, 0.0) - (mean - hi) * a);
+    const double *s1 = j->sums, *s2 = j->sums + j->C;   /* rows, once fold_row_sums has run */
+    if (j->S > 1) {
+        for (int64_t c = c0; c < c1; c++) channel_sums(j, c, &j->folded[c], &j->folded[j->C + c]);
+        s1 = j->folded, s2 = j->folded + j->C;
     }
+    j->k->forward_params(j->params, j->C, c0, c1, (double)(j->N * j->S), s1, s2, j->center, j->weight,
+                         j->bias, j->eps, j->save_mean, j->save_rstd, j->batch_var);
 }
 
 mg_status mg_batch_norm_train_forward(int dtype, int64_t N, int64_t C, int64_t S, const void *x,

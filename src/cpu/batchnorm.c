@@ -463,10 +463,51 @@ DEFINE_ELEMENTWISE(f64)
 DEFINE_EVAL_PARAMS(f32)
 DEFINE_EVAL_PARAMS(f64)
 
+/* The training forward, between its sweeps, channel by channel, in float64:
+ *   mean = k + s1/n, var = (s2 - s1*(s1/n))/n (0 if rounding makes it
+ *   negative; NaN stays NaN), rstd = 1/sqrt(var + eps),
+ *   p = {m, a, b}: m = mean rounded to x's dtype (mean_hi), a = rstd*gamma,
+ *   b = beta - (mean - m)*a, each rounded to x's dtype.
+ * Here for the same reason as eval_params: its two divides and sqrt run at
+ * the vector width. GCC vectorises the loop only without branches in it, so
+ * there is one loop for each of gamma and beta present or absent, and only
+ * with p, s1, s2 and k restrict (api_batchnorm.c's scratch, apart from each
+ * other and from the caller's arrays, for which GCC checks overlap at run
+ * time). */
+#define FORWARD_PARAMS_LOOP(t, GAMMA, BETA)                                                      \
+    for (int64_t c = c0; c < c1; c++) {                                                          \
+        const double mean = (double)k[c] + s1[c] / n;                                            \
+        const double v = (s2[c] - s1[c] * (s1[c] / n)) / n;                                      \
+        const double var = v < 0.0 ? 0.0 : v;                                                    \
+        const double rstd = 1.0 / sqrt(var + eps);                                               \
+        save_mean[c] = mean, save_rstd[c] = rstd, batch_var[c] = var;                            \
+        const double m = (double)(T_##t)mean, a = rstd * (GAMMA);                                \
+        pm[c] = (T_##t)m;                                                                        \
+        pa[c] = (T_##t)a;                                                                        \
+        pb[c] = (T_##t)((BETA) - (mean - m) * a);                                                \
+    }
+
+#define DEFINE_FORWARD_PARAMS(t)                                                                 \
+    static void forward_params_##t(void *restrict p, int64_t C, int64_t c0, int64_t c1, double n, \
+                                   const double *restrict s1, const double *restrict s2,         \
+                                   const void *restrict k_, const void *w_, const void *b_,      \
+                                   double eps, double *save_mean, double *save_rstd,             \
+                                   double *batch_var) {                                          \
+        const T_##t *k = k_, *w = w_, *b = b_;                                                   \
+        T_##t *restrict pm = p, *restrict pa = pm + C, *restrict pb = pm + 2 * C;                \
+        if (w && b) FORWARD_PARAMS_LOOP(t, (double)w[c], (double)b[c])                           \
+        else if (w) FORWARD_PARAMS_LOOP(t, (double)w[c], 0.0)                                    \
+        else if (b) FORWARD_PARAMS_LOOP(t, 1.0, (double)b[c])                                    \
+        else FORWARD_PARAMS_LOOP(t, 1.0, 0.0)                                                    \
+    }
+
+DEFINE_FORWARD_PARAMS(f32)
+DEFINE_FORWARD_PARAMS(f64)
+
 #define KERNELS(t)                                                                               \
     {stat_planes_##t, grad_planes_##t, affine_planes_##t, dx_planes_##t, scale_planes_##t,       \
      stat_rows_##t,   grad_rows_##t,   affine_rows_##t,   dx_rows_##t,   scale_rows_##t,         \
-     eval_params_##t}
+     eval_params_##t, forward_params_##t}
 
 void MG_ISA_FN(mg_fill_batchnorm)(mg_kernel_table *t) {
     const mg_bn_kernels f32 = KERNELS(f32), f64 = KERNELS(f64);

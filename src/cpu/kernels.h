@@ -133,6 +133,13 @@ typedef struct {
      * statistics; weight, bias, running_mean may be NULL */
     void (*eval_params)(void *p, int64_t C, const void *running_mean, const void *running_var,
                         const void *weight, const void *bias, double eps);
+    /* the training forward's statistics and p = {m, a, b} (ps = C) for the
+     * channels [c0, c1), from s1[c] = sum(x - k), s2[c] = sum((x - k)^2) over
+     * n values and the centers k; weight, bias may be NULL; p, s1, s2 and k
+     * overlap nothing else (they are restrict) */
+    void (*forward_params)(void *p, int64_t C, int64_t c0, int64_t c1, double n, const double *s1,
+                           const double *s2, const void *k, const void *weight, const void *bias,
+                           double eps, double *save_mean, double *save_rstd, double *batch_var);
 } mg_bn_kernels;
 /* conv (cpu/conv.c): im2col/col2im for convolution (api_conv.c runs the
  * GEMMs) and the pooling loops. One geometry describes images of shape
