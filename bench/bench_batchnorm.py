@@ -40,15 +40,20 @@ core and evict the caches meanwhile. During that wait the machine's other
 tenants evict our caches too, the interpreter's included: the first few
 Python-level calls after it took ~20 us each here (an mg output buffer from
 its allocator, 3 us back to back, took 70 us). So right before each timed
-call the bench makes the same call on a tiny input of the same layout, (2, C)
-or (2, C, 2, 2), untimed, for every implementation alike: that warms the code
-paths, not the data. Each
+call the bench makes the same call on a small input of the same layout,
+untimed, for every implementation alike: that warms the code paths, not the
+data. The small input is the corner (R, C) or (2, C, s, s) of the first
+with at least WARM_BYTES per array, so that outputs come through the same
+allocation path as the large ones (mg hands arrays under 64 KiB to NumPy,
+glibc's malloc has its own small-block path): with (2, C), mg's large-buffer
+path stayed cold, 17-38 us of a 1 MiB eval after the pause. Each
 result is printed as a JSON line (median and interquartile range); a table
 of ratios follows. mg's outputs come from its caching allocator (pages
 reused); PyTorch and NumPy allocate fresh outputs, as they do in use.
 """
 import argparse
 import json
+import math
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +73,7 @@ PHASES = ["forward", "backward", "fwd+bwd", "eval"]
 FLOOR_TENSORS = {"forward": 2, "backward": 3, "fwd+bwd": 5, "eval": 2}   # tensors read or written
 EPS = 1e-5
 SETTLE_S = 0.006   # untimed wait after each call: PyTorch's OpenMP threads and mg's workers stop spinning
+WARM_BYTES = 1 << 16   # the least bytes per array of the warming call's input (cpu.LARGE_BYTES)
 
 
 def numpy_phases(x, dy, w, b, rm, rv):
@@ -167,6 +173,15 @@ def settle(seconds):
         pass
 
 
+def warming_corner(x):
+    """The slices of x's corner (R, C) or (2, C, s, s) with at least WARM_BYTES."""
+    c = x.shape[1]
+    if x.ndim == 2:
+        return slice(max(2, -(-WARM_BYTES // (c * x.itemsize)))), slice(None)
+    side = min(x.shape[2], max(2, math.ceil(math.sqrt(WARM_BYTES / (2 * c * x.itemsize)))))
+    return slice(2), slice(None), slice(side), slice(side)
+
+
 def measure(impls, tiny, reps, rng):
     """{impl: {phase: [seconds...]}}; every repetition runs each phase of every
     implementation, the implementations in a new random order each time, each
@@ -224,7 +239,7 @@ def main():
             c = shape[1]
             w, b = rng.uniform(0.5, 1.5, c).astype(np.float32), rng.standard_normal(c).astype(np.float32)
             rm, rv = rng.uniform(-1, 1, c).astype(np.float32), rng.uniform(0.5, 2, c).astype(np.float32)
-            corner = (slice(2), slice(None), slice(2), slice(2))[:x.ndim]   # (2, C) or (2, C, 2, 2)
+            corner = warming_corner(x)
             impls, tiny = (make_impls(np.ascontiguousarray(a[sl]), np.ascontiguousarray(dy[sl]), w, b, rm, rv, threads)
                            for a, sl in ((x, ()), (x, corner)))
             times = measure(impls, tiny, reps, rng)
