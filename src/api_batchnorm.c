@@ -365,7 +365,7 @@ static void forward_centers(const bn_job *j, const void *x) {
          * registers: written as a loop over v, GCC added it in vectors loaded
          * from the stack right after scalar stores to it, and each load waited
          * for the stores (store forwarding fails across sizes): 70% of a
-         * (2, 1024) forward's own time, 15 us (AMD EPYC Zen 3). */
+         * (2, 1024) float32 forward's own time (24.2 -> 11.7 us, AMD EPYC Zen 3). */
         const double a0 = v[0] + v[4], a1 = v[1] + v[5], a2 = v[2] + v[6], a3 = v[3] + v[7];
         put(j->center, j->dtype, c, ((a0 + a2) + (a1 + a3)) / CENTER_SAMPLES);
     }
