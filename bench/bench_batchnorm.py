@@ -42,8 +42,8 @@ Python-level calls after it took ~20 us each here (an mg output buffer from
 its allocator, 3 us back to back, took 70 us). So right before each timed
 call the bench makes the same call on a small input of the same layout,
 untimed, for every implementation alike: that warms the code paths, not the
-data. The small input is the corner (R, C) or (2, C, s, s) of the first
-with at least WARM_BYTES per array, so that outputs come through the same
+data. The small input is the smallest corner (R, C) or (2, C, s, s) of
+the input with at least WARM_BYTES per array, so that outputs come through the same
 allocation path as the large ones (mg hands arrays under 64 KiB to NumPy,
 glibc's malloc has its own small-block path): with (2, C), mg's large-buffer
 path stayed cold, 17-38 us of a 1 MiB eval after the pause. Each
@@ -73,7 +73,7 @@ PHASES = ["forward", "backward", "fwd+bwd", "eval"]
 FLOOR_TENSORS = {"forward": 2, "backward": 3, "fwd+bwd": 5, "eval": 2}   # tensors read or written
 EPS = 1e-5
 SETTLE_S = 0.006   # untimed wait after each call: PyTorch's OpenMP threads and mg's workers stop spinning
-WARM_BYTES = 1 << 16   # the least bytes per array of the warming call's input (cpu.LARGE_BYTES)
+WARM_BYTES = cpu.LARGE_BYTES   # the least bytes per array of the warming call's input: mg's large-buffer path
 
 
 def numpy_phases(x, dy, w, b, rm, rv):
